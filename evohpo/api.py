@@ -1,0 +1,180 @@
+"""``optimize``: build a worker for this rank, restore from a checkpoint, run the loop, gather the result."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .evolver import Evolver
+from .migration import IslandLayout, MigrationPolicy, topology_matrix
+from .propagators import Propagator, default_propagator, grid_search, random_search
+from .runner import Callback, LossFn, Result, Worker, stop_on_signals
+from .space import Space
+from .transport import as_transport
+
+log = logging.getLogger("evohpo")
+
+
+def setup_logging(rank: int, level: int = logging.INFO) -> None:
+    """Rank-prefixed log lines on stderr, unless the application configured logging itself."""
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {rank}] %(levelname)s %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(level)
+
+
+def _positive(name: str, value: Any, kind: type = int) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not ok or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive {kind.__name__} or None")
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` integers that differ by at most one."""
+    base, extra = divmod(max(total, 0), parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def make_propagator(propagator: str | Propagator | None, space: Space, pop_size: int, rank: int,
+                    size: int) -> Propagator:
+    """The strategy: "ga" (default), "random", "grid" (split across ranks), or a propagator instance."""
+    if propagator is None or propagator == "ga":
+        return default_propagator(space, pop_size)
+    if propagator == "random":
+        return random_search(space)
+    if propagator == "grid":
+        return grid_search(space, offset=rank, stride=size)
+    if isinstance(propagator, str) or not callable(propagator):
+        raise ValueError(f"propagator={propagator!r} must be 'ga', 'random', 'grid' or a callable propagator")
+    return propagator
+
+
+def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, islands: int = 1,
+             island_sizes: Sequence[int] | None = None, generations: int | None = None,
+             max_evaluations: int | None = None, time_limit: float | None = None, pop_size: int | None = None,
+             migration_prob: float = 0.1, topology: str | Sequence[Sequence[float]] = "complete",
+             emigrants: int = 1, emigrant_selection: str = "best", pollinate: bool = False,
+             propagator: str | Propagator | None = None, seed: int = 0, checkpoint: str | None = None,
+             resume: bool = True, on_error: str = "record", callbacks: Sequence[Callback] = (),
+             grace_period: float | None = 60.0, progress_interval: float = 10.0, top_n: int = 10,
+             fsync_interval: float = 10.0) -> Result:
+    """Minimize ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result on all ranks.
+
+    Args:
+        comm: an MPI communicator (default COMM_WORLD; one process without mpirun works too) or a Transport.
+        generations: evaluations per worker; ``max_evaluations``: in total; ``time_limit``: seconds of wall
+            time after which no evaluation starts. At least one budget is needed.
+        pop_size: breeding pool size per island (default max(8, 2 x island workers)).
+        migration_prob: chance per island per evaluation that emigrants leave; ``pollinate`` sends copies.
+        propagator: "ga", "random", "grid" or a propagator (``prop(parents, rng) -> offspring``).
+        checkpoint: a directory for the per-rank journals; a search there is resumed unless ``resume=False``,
+            which moves the old journals to a timestamped backup.
+        on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank.
+        grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1 (None: no limit).
+    """
+    space = Space(space)
+    for name, value in (("generations", generations), ("max_evaluations", max_evaluations),
+                        ("pop_size", pop_size), ("top_n", top_n)):
+        _positive(name, value)
+    _positive("time_limit", time_limit, float)
+    if generations is None and max_evaluations is None and time_limit is None:
+        raise ValueError("give a budget: generations, max_evaluations or time_limit (all are None)")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn={loss_fn!r} must be callable as loss_fn(params) -> float")
+
+    transport = as_transport(comm)
+    rank, size = transport.rank, transport.size
+    setup_logging(rank)
+    layout = IslandLayout.make(size, islands, island_sizes)
+    island = layout.island_of(rank)
+    pop_size = pop_size or max(8, 2 * layout.sizes[island])
+    policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
+                             emigrant_selection, pollinate)
+    evolver = Evolver(space, make_propagator(propagator, space, pop_size, rank, size), pop_size,
+                      seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island, rank=rank)
+
+    journal, done, total_done, requeued = None, 0, 0, []
+    if checkpoint is not None:
+        from . import checkpoint as ck
+
+        meta = {"format": ck.FORMAT, "space": space.describe(), "islands": list(layout.sizes), "ranks": size}
+        outcome: Any = None
+        if rank == 0:
+            try:
+                outcome = ck.prepare(checkpoint, meta, resume)
+            except Exception as e:  # every rank raises it, not only rank 0
+                outcome = e
+        outcome = transport.allgather(outcome)[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome == "resume":
+            restored = ck.restore(checkpoint)
+            done, total_done, requeued = _apply_restore(restored, evolver, policy, layout, rank, seed)
+            log.info("resumed %d evaluations from %s (this rank: %d done, %d unfinished to run first)",
+                     total_done, checkpoint, done, len(requeued))
+        transport.allgather(None)  # nobody writes before everyone has read the journals
+        journal = ck.Journal(checkpoint, rank, fsync_interval=fsync_interval)
+        if outcome == "resume":
+            journal.write({"ev": "resume", "resumed": total_done, "unfinished": len(requeued),
+                           "t": time.time()})
+
+    budgets = []
+    if generations is not None:
+        budgets.append(generations)
+    if max_evaluations is not None:
+        budgets.append(done + split(max_evaluations - total_done, size)[rank])
+    total = max_evaluations if max_evaluations is not None else (generations * size if generations else None)
+    worker = Worker(loss_fn, evolver, transport, layout, policy, budget=min(budgets) if budgets else None,
+                    time_limit=time_limit, journal=journal, on_error=on_error, callbacks=callbacks,
+                    progress_interval=progress_interval, total_budget=total, done=done, requeued=requeued,
+                    checkpoint=None if checkpoint is None else str(checkpoint))
+    with stop_on_signals(worker, grace_period):
+        worker.run()
+    result = worker.result(top_n)
+    if rank == 0 and result.best is not None:
+        where = f"; journals in {checkpoint}" if checkpoint else ""
+        log.info("done (%s): %d evaluations, %d failed; best loss %.6g with %s (id %s, island %d)%s",
+                 result.reason, result.n_evaluations, result.n_failed, result.best.loss, result.best.params,
+                 result.best.id, result.best.island, where)
+    return result
+
+
+def _apply_restore(restored: Any, evolver: Evolver, policy: MigrationPolicy, layout: IslandLayout, rank: int,
+                   seed: int) -> tuple[int, int, list[dict[str, Any]]]:
+    """Fill this worker's island from the journals; return (own done, total done, unfinished to run first)."""
+    island = layout.island_of(rank)
+    inactive = set(getattr(restored, "inactive", ()))
+    for ind in restored.individuals:
+        if ind.island == island:
+            evolver.add(ind, active=ind.id not in inactive)
+    for isl, ind in restored.copies:
+        if isl == island:
+            evolver.add(ind.moved(isl))
+    policy.hops.update(getattr(restored, "hops", {}))
+    state = restored.states.get(rank)
+    if state is not None:
+        evolver.load_state_dict({"rng": state["rng"], "generation": state["gen"],
+                                 **({"propagator": state["propagator"]} if "propagator" in state else {})})
+    else:
+        evolver.rng = np.random.default_rng(np.random.SeedSequence([seed, rank, restored.n_evaluations]))
+    prefix = f"{rank}-"
+    used = [int(i.id[len(prefix):]) for i in restored.individuals if i.id.startswith(prefix)]
+    used += [int(u["id"][len(prefix):]) for u in restored.unfinished if u["id"].startswith(prefix)]
+    evolver.generation = max([evolver.generation, *(g + 1 for g in used)])
+    mine = []
+    for k, rec in enumerate(restored.unfinished):
+        isl = rec["island"] if rec["island"] < layout.n_islands else rec["island"] % layout.n_islands
+        workers = layout.workers(isl)
+        owner = rec["rank"] if rec["rank"] in workers else workers[k % len(workers)]
+        if owner == rank:
+            mine.append(rec)
+    return restored.evaluations.get(rank, 0), restored.n_evaluations, mine

@@ -1,0 +1,129 @@
+"""The pure ask/tell core for one island worker: no MPI, no torch, no I/O."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .individual import FAILED, OK, Individual
+from .population import Population
+from .propagators import Propagator, RandomInit, default_propagator
+from .space import Choice, Float, Space
+
+
+class SpaceExhausted(RuntimeError):
+    """Every configuration of a finite space was evaluated or is being evaluated."""
+
+
+class Evolver:
+    """Breeds configurations from an island's population; ``ask`` a candidate, ``tell`` its loss.
+
+    Args:
+        name: prefix of the ids this evolver hands out (unique per worker, e.g. the MPI rank).
+        max_tries: breeding attempts before a duplicate child is replaced by a random configuration.
+    """
+
+    def __init__(self, space: Mapping[str, Any], propagator: Propagator | None = None, pop_size: int = 16,
+                 seed: int = 0, name: str = "0", island: int = 0, rank: int = 0, max_tries: int = 32) -> None:
+        self.space = Space(space)
+        self.pop_size = pop_size
+        self.propagator = propagator if propagator is not None else default_propagator(self.space, pop_size)
+        self.population = Population(self.space, pool_size=pop_size)
+        self.rng = np.random.default_rng(seed)
+        self.name, self.island, self.rank, self.max_tries = name, island, rank, max_tries
+        self.generation = 0
+        self._pending: dict[tuple, tuple[str, int, float]] = {}  # key -> (id, generation, ask time)
+        self._random = RandomInit(self.space)
+
+    # --- ask / tell -----------------------------------------------------------------------------------
+    def ask(self) -> dict[str, Any]:
+        """A configuration never evaluated nor in flight on this island."""
+        pool = [ind.params for ind in self.population.pool()]
+        for attempt in range(2 * self.max_tries):
+            breed = self.propagator if attempt < self.max_tries else self._random
+            child = breed(pool, self.rng)[0]
+            if not self.population.seen(child):
+                break
+        else:
+            child = self._first_unseen()
+        return self._reserve(child)
+
+    def _reserve(self, params: dict[str, Any], ind_id: str | None = None) -> dict[str, Any]:
+        self.population.reserve(params)
+        ind_id = ind_id or f"{self.name}-{self.generation}"
+        self._pending[self.space.key(params)] = (ind_id, self.generation, time.time())
+        self.generation += 1
+        return params
+
+    def _first_unseen(self) -> dict[str, Any]:
+        if any(isinstance(p, Float) for p in self.space.values()):
+            raise SpaceExhausted("no unseen configuration found after repeated random draws")
+        points = max(len(p.values) if isinstance(p, Choice) else p.high - p.low + 1 for p in self.space.values())
+        for params in self.space.grid(points):
+            if not self.population.seen(params):
+                return params
+        raise SpaceExhausted(f"all {len(self.population)} configurations of the space were evaluated")
+
+    def ticket(self, params: Mapping[str, Any]) -> tuple[str, int]:
+        """The id and generation the individual of an asked configuration will have."""
+        ind_id, generation, _ = self._pending[self.space.key(params)]
+        return ind_id, generation
+
+    def requeue(self, params: Mapping[str, Any], ind_id: str) -> dict[str, Any]:
+        """Take on a configuration that keeps its id (one left unfinished before a restart)."""
+        return self._reserve(self.space.validate(params), ind_id)
+
+    def tell(self, params: Mapping[str, Any], loss: float, error: str | None = None, status: str | None = None,
+             start: float | None = None, end: float | None = None) -> Individual:
+        """Record the loss of an asked configuration; a non-finite loss or an error makes it ``failed``."""
+        key = self.space.key(params)
+        if key not in self._pending:
+            raise ValueError(f"tell() for a configuration that was not asked: {dict(params)!r}")
+        ind_id, generation, asked = self._pending.pop(key)
+        self.population.release(params)
+        loss = float(loss)
+        if status is None:
+            status = OK if error is None and math.isfinite(loss) else FAILED
+        if status == FAILED and error is None:
+            error = f"loss is {loss!r}"
+        if status != OK:
+            loss = math.inf
+        ind = Individual(id=ind_id, params=dict(params), loss=loss, status=status,
+                         island=self.island, rank=self.rank, generation=generation,
+                         start=asked if start is None else start, end=time.time() if end is None else end,
+                         error=error)
+        self.population.add(ind)
+        return ind
+
+    def add(self, ind: Individual, active: bool = True) -> bool:
+        """Add an individual evaluated elsewhere (a peer or an immigrant); False if already known."""
+        return self.population.add(ind, active=active)
+
+    def best(self, n: int = 1) -> list[Individual]:
+        return self.population.pool()[:n]
+
+    # --- state ----------------------------------------------------------------------------------------
+    def state_dict(self, population: bool = True) -> dict[str, Any]:
+        """JSON-ready state: rng, counter, propagator state and (optionally) every individual."""
+        state: dict[str, Any] = {"rng": self.rng.bit_generator.state, "generation": self.generation}
+        if hasattr(self.propagator, "state_dict"):
+            state["propagator"] = self.propagator.state_dict()
+        if population:
+            state["individuals"] = [ind.to_dict() for ind in self.population]
+            state["inactive"] = [i.id for i in self.population if i.ok and not self.population.is_active(i.id)]
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.generation = int(state["generation"])
+        if "propagator" in state and hasattr(self.propagator, "load_state_dict"):
+            self.propagator.load_state_dict(state["propagator"])
+        if "individuals" in state:
+            inactive = set(state.get("inactive", ()))
+            self.population = Population(self.space, pool_size=self.pop_size)
+            for d in state["individuals"]:
+                self.population.add(Individual.from_dict(d), active=d["id"] not in inactive)

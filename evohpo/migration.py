@@ -1,0 +1,127 @@
+"""Islands: which rank works on which island, where emigrants go, and who may send them (pure functions)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .individual import Individual
+
+
+@dataclass(frozen=True)
+class IslandLayout:
+    """Ranks 0..N-1 split into consecutive blocks, one block per island."""
+
+    sizes: tuple[int, ...]
+
+    @classmethod
+    def make(cls, n_ranks: int, islands: int = 1, island_sizes: Sequence[int] | None = None) -> IslandLayout:
+        """A balanced split of ``n_ranks`` into ``islands``, or the given ``island_sizes``."""
+        if island_sizes is not None:
+            sizes = tuple(int(s) for s in island_sizes)
+            if any(s < 1 for s in sizes) or sum(sizes) != n_ranks:
+                raise ValueError(f"island_sizes={list(sizes)} must be positive and sum to the {n_ranks} ranks")
+            return cls(sizes)
+        if isinstance(islands, bool) or not isinstance(islands, int) or not 1 <= islands <= n_ranks:
+            raise ValueError(f"islands={islands!r} must be an int between 1 and the number of ranks ({n_ranks})")
+        base, extra = divmod(n_ranks, islands)
+        return cls(tuple(base + (i < extra) for i in range(islands)))
+
+    @property
+    def n_islands(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def n_ranks(self) -> int:
+        return sum(self.sizes)
+
+    def island_of(self, rank: int) -> int:
+        edge = 0
+        for island, size in enumerate(self.sizes):
+            edge += size
+            if rank < edge:
+                return island
+        raise ValueError(f"rank={rank} is outside the {self.n_ranks} ranks of the layout")
+
+    def workers(self, island: int) -> list[int]:
+        start = sum(self.sizes[:island])
+        return list(range(start, start + self.sizes[island]))
+
+    def owner(self, ind_id: str, island: int) -> int:
+        """The one worker of ``island`` allowed to send individual ``ind_id`` away (so no two do)."""
+        ranks = self.workers(island)
+        return ranks[zlib.crc32(ind_id.encode()) % len(ranks)]
+
+
+def topology_matrix(topology: str | Sequence[Sequence[float]] | np.ndarray, n_islands: int) -> np.ndarray:
+    """Migration weights ``T[i, j]`` from island i to j: "complete", "ring" or a given matrix."""
+    if isinstance(topology, str):
+        if topology == "complete":
+            return np.ones((n_islands, n_islands)) - np.eye(n_islands)
+        if topology == "ring":
+            t = np.zeros((n_islands, n_islands))
+            if n_islands > 1:
+                t[np.arange(n_islands), (np.arange(n_islands) + 1) % n_islands] = 1.0
+            return t
+        raise ValueError(f"topology={topology!r} must be 'complete', 'ring' or an islands x islands matrix")
+    t = np.asarray(topology, dtype=float)
+    if t.shape != (n_islands, n_islands):
+        raise ValueError(f"topology matrix has shape {t.shape}, expected ({n_islands}, {n_islands})")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError(f"topology matrix must be finite and non-negative, got {t.tolist()}")
+    t = t.copy()
+    np.fill_diagonal(t, 0.0)
+    return t
+
+
+@dataclass
+class MigrationPolicy:
+    """When, where and which individuals leave an island; ``pollinate`` sends copies instead."""
+
+    topology: np.ndarray
+    prob: float = 0.1
+    emigrants: int = 1
+    selection: str = "best"
+    pollinate: bool = False
+    hops: dict[str, int] = field(default_factory=dict)  # how often each moved individual has moved
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prob <= 1.0:
+            raise ValueError(f"migration_prob={self.prob!r} must be in [0, 1]")
+        if isinstance(self.emigrants, bool) or not isinstance(self.emigrants, int) or self.emigrants < 1:
+            raise ValueError(f"emigrants={self.emigrants!r} must be a positive int")
+        if self.selection not in ("best", "random"):
+            raise ValueError(f"emigrant_selection={self.selection!r} must be 'best' or 'random'")
+
+    @property
+    def mode(self) -> str:
+        return "pollinate" if self.pollinate else "migrate"
+
+    def due(self, rng: np.random.Generator, island_size: int) -> bool:
+        """Whether this worker migrates now (``prob`` per island per evaluation, shared by its workers)."""
+        return self.topology.size > 1 and rng.random() < self.prob / island_size
+
+    def destination(self, island: int, rng: np.random.Generator) -> int | None:
+        row = self.topology[island]
+        total = row.sum()
+        return None if total <= 0 else int(rng.choice(len(row), p=row / total))
+
+    def select(self, pool: Sequence[Individual], mine: Sequence[bool], rng: np.random.Generator) -> list[Individual]:
+        """Emigrants among the pool members this worker owns: the best k or k at random."""
+        candidates = [ind for ind, m in zip(pool, mine) if m]
+        if self.selection == "random" and len(candidates) > self.emigrants:
+            return [candidates[i] for i in sorted(rng.choice(len(candidates), self.emigrants, replace=False))]
+        return candidates[: self.emigrants]
+
+    def next_hop(self, ind_id: str) -> int:
+        return self.hops.get(ind_id, 0) + 1
+
+    def newer(self, ind_id: str, hop: int) -> bool:
+        """Record ``hop`` for ``ind_id``; False when an equal or later move of it was already seen."""
+        if hop <= self.hops.get(ind_id, 0):
+            return False
+        self.hops[ind_id] = hop
+        return True

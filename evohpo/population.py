@@ -1,0 +1,130 @@
+"""An island's archive: every evaluated configuration once, and the breeding pool kept incrementally.
+
+The pool (best ``pool_size`` active individuals, best first) is a short sorted list; the other active
+individuals wait in a min-heap, and a max-heap finds the worst. Deactivated entries are dropped from the
+heaps lazily, so add, deactivate and worst all cost O(log n + pool_size), independent of the archive size.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .individual import FAILED, Individual
+from .space import Space
+
+Entry = tuple[float, int, str]  # (loss, arrival order, id): a total order, ties broken by arrival
+
+
+class Population:
+    """Evaluated individuals of one island, with dedupe by configuration and a best-k breeding pool."""
+
+    def __init__(self, space: Space, pool_size: int) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size={pool_size!r} must be >= 1")
+        self.space, self.pool_size = Space(space), pool_size
+        self._by_id: dict[str, Individual] = {}
+        self._keys: set[tuple] = set()  # configurations evaluated (anywhere we heard of)
+        self._in_flight: set[tuple] = set()
+        self._active: dict[str, Entry] = {}  # id -> its live entry; heap entries not equal to it are stale
+        self._pool: list[Entry] = []
+        self._rest: list[Entry] = []  # min-heap of active entries outside the pool (may hold stale ones)
+        self._worst: list[tuple[float, int, str]] = []  # max-heap of active entries (negated; may be stale)
+        self._seq = 0
+        self.n_failed = 0
+
+    # --- queries --------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, ind_id: object) -> bool:
+        return ind_id in self._by_id
+
+    def __iter__(self) -> Iterator[Individual]:
+        return iter(self._by_id.values())
+
+    def get(self, ind_id: str) -> Individual | None:
+        return self._by_id.get(ind_id)
+
+    @property
+    def n_active(self) -> int:
+        return len(self._active)
+
+    def is_active(self, ind_id: str) -> bool:
+        return ind_id in self._active
+
+    def pool(self) -> list[Individual]:
+        """The breeding pool: the best ``pool_size`` active individuals, best first."""
+        return [self._by_id[e[2]] for e in self._pool]
+
+    def best(self) -> Individual | None:
+        return self._by_id[self._pool[0][2]] if self._pool else None
+
+    def worst(self) -> Individual | None:
+        """The worst active individual."""
+        while self._worst and self._active.get(self._worst[0][2], (0, 0))[1] != -self._worst[0][1]:
+            heapq.heappop(self._worst)
+        return self._by_id[self._worst[0][2]] if self._worst else None
+
+    def seen(self, params: Mapping[str, Any]) -> bool:
+        """Whether this configuration was evaluated or is being evaluated."""
+        key = self.space.key(params)
+        return key in self._keys or key in self._in_flight
+
+    # --- in-flight bookkeeping --------------------------------------------------------------------------
+    def reserve(self, params: Mapping[str, Any]) -> None:
+        self._in_flight.add(self.space.key(params))
+
+    def release(self, params: Mapping[str, Any]) -> None:
+        self._in_flight.discard(self.space.key(params))
+
+    # --- updates --------------------------------------------------------------------------------------
+    def add(self, ind: Individual, active: bool = True) -> bool:
+        """Archive ``ind``; False (and nothing changes) when its id is already known."""
+        if ind.id in self._by_id:
+            return False
+        self._by_id[ind.id] = ind
+        self._keys.add(self.space.key(ind.params))
+        if ind.status == FAILED:
+            self.n_failed += 1
+        if ind.ok and active:
+            self._activate(ind)
+        return True
+
+    def _activate(self, ind: Individual) -> None:
+        self._seq += 1
+        entry = (ind.loss, self._seq, ind.id)
+        self._active[ind.id] = entry
+        heapq.heappush(self._worst, (-ind.loss, -self._seq, ind.id))
+        if len(self._pool) < self.pool_size or entry < self._pool[-1]:
+            bisect.insort(self._pool, entry)
+            if len(self._pool) > self.pool_size:
+                heapq.heappush(self._rest, self._pool.pop())
+        else:
+            heapq.heappush(self._rest, entry)
+
+    def activate(self, ind_id: str) -> bool:
+        """Make an archived, deactivated individual active again (an emigrant that came back)."""
+        ind = self._by_id.get(ind_id)
+        if ind is None or ind_id in self._active or not ind.ok:
+            return False
+        self._activate(ind)
+        return True
+
+    def deactivate(self, ind_id: str) -> bool:
+        """Take an individual out of breeding (it emigrated or was replaced); it stays archived."""
+        if ind_id not in self._active:
+            return False
+        del self._active[ind_id]
+        for i, e in enumerate(self._pool):
+            if e[2] == ind_id:
+                del self._pool[i]
+                while self._rest:
+                    nxt = heapq.heappop(self._rest)
+                    if self._active.get(nxt[2]) == nxt:
+                        self._pool.append(nxt)  # every rest entry is worse than every pool entry
+                        break
+                break
+        return True

@@ -1,0 +1,329 @@
+"""The worker loop, written once: ask, evaluate, tell, share, poll, migrate, journal, check stop."""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import EvalContext, evaluating
+from .evolver import Evolver, SpaceExhausted
+from .individual import FAILED, INTERRUPTED, Individual
+from .migration import IslandLayout, MigrationPolicy
+from .transport import Tag, Transport
+
+log = logging.getLogger("evohpo")
+
+LossFn = Callable[[dict[str, Any]], float]
+Callback = Callable[[Individual], None]
+
+
+class EvaluationInterrupted(BaseException):
+    """Raised inside a running evaluation when the grace period after a stop signal ran out."""
+
+
+class Journal:
+    """What the worker needs of a journal (``evohpo.checkpoint.Journal`` or a no-op)."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record."""
+
+    def close(self) -> None:
+        """Flush and close."""
+
+
+@dataclass
+class Result:
+    """What a search found, the same on every rank, plus what this worker's island holds."""
+
+    best: Individual | None
+    top: list[Individual]
+    islands: list[Individual | None]
+    n_evaluations: int
+    n_failed: int
+    n_interrupted: int
+    elapsed: float
+    reason: str
+    checkpoint: str | None = None
+    archive: list[Individual] = field(default_factory=list, repr=False)
+    active: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def params(self) -> dict[str, Any] | None:
+        return None if self.best is None else self.best.params
+
+
+class Worker:
+    """One rank: breeds from its island, evaluates, shares, migrates, until its budget or a stop."""
+
+    def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
+                 policy: MigrationPolicy, *, budget: int | None = None, time_limit: float | None = None,
+                 journal: Journal | None = None, on_error: str = "record", callbacks: Sequence[Callback] = (),
+                 progress_interval: float = 10.0, total_budget: int | None = None, done: int = 0,
+                 requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None) -> None:
+        if on_error not in ("record", "raise"):
+            raise ValueError(f"on_error={on_error!r} must be 'record' or 'raise'")
+        self.loss_fn, self.evolver, self.transport, self.layout, self.policy = (
+            loss_fn, evolver, transport, layout, policy)
+        self.rank = transport.rank
+        self.island = layout.island_of(self.rank)
+        self.island_rank = layout.workers(self.island).index(self.rank)
+        self.peers = [r for r in layout.workers(self.island) if r != self.rank]
+        self.budget, self.time_limit, self.total_budget = budget, time_limit, total_budget
+        self.journal = journal or Journal()
+        self.on_error, self.callbacks, self.checkpoint = on_error, list(callbacks), checkpoint
+        self.progress_interval = progress_interval
+        self.requeued = list(requeued)
+        self.n_done = done  # this worker's finished evaluations, restored ones included
+        self.n_run = 0  # evaluations run by this process
+        self.n_failed = 0
+        self.n_interrupted = 0
+        self.stop_reason: str | None = None
+        self.signalled: str | None = None  # set by a signal handler; acted on by the loop
+        self.evaluating = False
+        self._progress: dict[int, tuple[int, float]] = {}
+        self._t0 = self._last_report = time.time()
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Work until the budget, the time limit, a stop signal or an exhausted space; then terminate cleanly."""
+        self._t0 = self._last_report = time.time()
+        while True:
+            self._handle(self.transport.poll())
+            reason = self._stop_check()
+            if reason:
+                self.stop_reason = reason
+                break
+            try:
+                params = self._next()
+            except SpaceExhausted as e:
+                reason = self.stop_reason = f"space exhausted: {e}"
+                break
+            ind = self._evaluate(params)
+            self._record(ind)
+            self._maybe_migrate()
+            self._report()
+        self._finish(reason)
+        return reason
+
+    def _stop_check(self) -> str | None:
+        if self.signalled:
+            self.request_stop(self.signalled)
+        if self.stop_reason:
+            return self.stop_reason
+        if self.budget is not None and self.n_done >= self.budget:
+            return "budget reached"
+        if self.time_limit is not None and time.time() - self._t0 >= self.time_limit:
+            return f"time limit of {self.time_limit:g} s reached"
+        return None
+
+    def request_stop(self, reason: str, broadcast: bool = True) -> None:
+        """Start no new evaluation; tell every other worker to do the same."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log.warning("stopping: %s", reason)
+            if broadcast:
+                for r in range(self.transport.size):
+                    if r != self.rank:
+                        self.transport.send(r, Tag.STOP, reason)
+
+    def _next(self) -> dict[str, Any]:
+        if self.requeued:
+            rec = self.requeued.pop(0)
+            return self.evolver.requeue(rec["params"], rec["id"])
+        return self.evolver.ask()
+
+    def _evaluate(self, params: dict[str, Any]) -> Individual:
+        ind_id, gen = self.evolver.ticket(params)
+        self.journal.write({"ev": "start", "id": ind_id, "params": params, "island": self.island,
+                            "rank": self.rank, "gen": gen, "t": time.time()})
+        ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
+        start, error, status, loss = time.time(), None, None, math.nan
+        self.evaluating = True
+        try:
+            with evaluating(ctx):
+                loss = float(self.loss_fn(params))
+            if not math.isfinite(loss):
+                error = f"loss_fn returned {loss!r}"
+        except EvaluationInterrupted:
+            status, error = INTERRUPTED, "interrupted: the grace period after a stop signal ran out"
+        except Exception as e:  # a failed training is a result, not the end of the search
+            error = "".join(traceback.format_exception(type(e), e, e.__traceback__)).strip()
+            if self.on_error == "raise":
+                log.critical("evaluation %s failed with params %s; aborting all ranks\n%s", ind_id, params, error)
+                self.journal.close()
+                if self.transport.size > 1:
+                    self.transport.abort(1)
+                raise
+        finally:
+            self.evaluating = False
+        ind = self.evolver.tell(params, loss, error=error, status=status, start=start, end=time.time())
+        if error and status is None:
+            log.warning("evaluation %s failed (params %s): %s", ind_id, params, error.splitlines()[-1])
+        return ind
+
+    def _record(self, ind: Individual) -> None:
+        self.journal.write({"ev": "end", **ind.to_dict(), "t": ind.end})
+        if ind.status == INTERRUPTED:
+            self.n_interrupted += 1
+            return
+        self.n_done += 1
+        self.n_run += 1
+        self.n_failed += ind.status == FAILED
+        state = self.evolver.state_dict(population=False)
+        self.journal.write({"ev": "state", "rank": self.rank, "gen": state["generation"], "evals": self.n_done,
+                            **{k: v for k, v in state.items() if k != "generation"}, "t": time.time()})
+        for peer in self.peers:
+            self.transport.send(peer, Tag.RESULT, ind)
+        self._notify(ind)
+
+    def _notify(self, ind: Individual) -> None:
+        for cb in self.callbacks:
+            cb(ind)
+
+    # --- messages -------------------------------------------------------------------------------------
+    def _handle(self, msgs: list[tuple[int, int, Any]]) -> None:
+        for src, tag, payload in msgs:
+            if tag == Tag.RESULT:
+                if self.evolver.add(payload):
+                    self._notify(payload)
+            elif tag == Tag.MIGRANT:
+                self._immigrate(*payload)
+            elif tag == Tag.DEACTIVATE:
+                for ind_id, hop in payload:
+                    if self.policy.newer(ind_id, hop):
+                        self.evolver.population.deactivate(ind_id)
+            elif tag == Tag.PROGRESS:
+                self._progress[src] = payload
+            elif tag == Tag.STOP:
+                self.request_stop(f"{payload} (on rank {src})", broadcast=False)
+
+    def _immigrate(self, mode: str, batch: list[tuple[Individual, int]]) -> None:
+        pop = self.evolver.population
+        for ind, hop in batch:
+            here = ind.moved(self.island)
+            if mode == "migrate":
+                if self.policy.newer(ind.id, hop) and not self.evolver.add(here):
+                    pop.activate(ind.id)  # it had lived here before
+            elif self.evolver.add(here):
+                worst = pop.worst()
+                if worst is not None and worst.id != ind.id and pop.n_active > pop.pool_size:
+                    pop.deactivate(worst.id)  # pollination: the copy replaces the island's worst
+
+    def _maybe_migrate(self) -> None:
+        rng, policy = self.evolver.rng, self.policy
+        if not policy.due(rng, len(self.peers) + 1):
+            return
+        dest = policy.destination(self.island, rng)
+        if dest is None:
+            return
+        pool = self.evolver.population.pool()
+        mine = [self.layout.owner(ind.id, self.island) == self.rank for ind in pool]
+        batch = [(ind, policy.next_hop(ind.id)) for ind in policy.select(pool, mine, rng)]
+        if not batch:
+            return
+        for r in self.layout.workers(dest):
+            self.transport.send(r, Tag.MIGRANT, (policy.mode, batch))
+        if not policy.pollinate:
+            moves = [(ind.id, hop) for ind, hop in batch]
+            for ind_id, hop in moves:
+                policy.newer(ind_id, hop)
+                self.evolver.population.deactivate(ind_id)
+            for peer in self.peers:
+                self.transport.send(peer, Tag.DEACTIVATE, moves)
+        now = time.time()
+        for ind, hop in batch:
+            self.journal.write({"ev": "migrate", "id": ind.id, "from": self.island, "to": dest, "hop": hop,
+                                "mode": policy.mode, "t": now})
+
+    # --- progress and termination ----------------------------------------------------------------------
+    def _report(self, final: bool = False) -> None:
+        now = time.time()
+        if not final and now - self._last_report < self.progress_interval:
+            return
+        self._last_report = now
+        best = self.evolver.population.best()
+        mine = (self.n_done, best.loss if best else math.inf)
+        if self.rank != 0:
+            self.transport.send(0, Tag.PROGRESS, mine)
+            return
+        self._progress[0] = mine
+        done = sum(n for n, _ in self._progress.values())
+        best_loss = min(b for _, b in self._progress.values())
+        rate = self.n_run * self.transport.size / max(now - self._t0, 1e-9)
+        of = f"/{self.total_budget}" if self.total_budget else ""
+        left = ""
+        if self.total_budget and rate > 0:
+            left = f", ~{max(self.total_budget - done, 0) / rate:.0f} s left"
+        log.info("evaluations %d%s, best loss %.6g, %.1f evaluations/s%s", done, of, best_loss, rate, left)
+
+    def _finish(self, reason: str) -> None:
+        self.journal.write({"ev": "done", "reason": reason, "evals": self.n_done, "t": time.time()})
+        self._report(final=self.rank != 0)  # peers' last counts reach rank 0 while it drains
+        self.transport.close()
+        pause = 1e-4
+        while not self.transport.finished():
+            msgs = self.transport.poll()
+            self._handle(msgs)
+            if msgs:
+                pause = 1e-4
+            else:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+        if self.rank == 0:
+            self._report(final=True)
+        self.journal.close()
+
+    def result(self, top_n: int = 10) -> Result:
+        """Gather every island's best to all workers (a collective: call on every worker after ``run``)."""
+        pop = self.evolver.population
+        mine = {"island": self.island, "top": pop.pool()[:top_n], "done": self.n_run,
+                "failed": self.n_failed,
+                "interrupted": self.n_interrupted, "reason": self.stop_reason or ""}
+        everyone = self.transport.allgather(mine)
+        top = sorted({i.id: i for m in everyone for i in m["top"]}.values(), key=lambda i: (i.loss, i.id))
+        islands: list[Individual | None] = [None] * self.layout.n_islands
+        for m in everyone:
+            for ind in m["top"][:1]:
+                cur = islands[m["island"]]
+                if cur is None or ind.loss < cur.loss:
+                    islands[m["island"]] = ind
+        return Result(best=top[0] if top else None, top=top[:top_n], islands=islands,
+                      n_evaluations=sum(m["done"] for m in everyone), n_failed=sum(m["failed"] for m in everyone),
+                      n_interrupted=sum(m["interrupted"] for m in everyone), elapsed=time.time() - self._t0,
+                      reason=self.stop_reason or "", checkpoint=self.checkpoint, archive=list(pop),
+                      active={i.id for i in pop if pop.is_active(i.id)})
+
+
+@contextmanager
+def stop_on_signals(worker: Worker, grace: float | None,
+                    signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1)) -> Iterator[None]:
+    """SIGTERM/SIGUSR1 stop new evaluations; a running one gets ``grace`` seconds, then is interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_stop(signum: int, frame: Any) -> None:
+        worker.signalled = f"received {signal.Signals(signum).name}"
+        if worker.evaluating and grace is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(grace, 1e-3))
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if worker.evaluating:
+            raise EvaluationInterrupted()
+
+    previous = {s: signal.signal(s, on_stop) for s in signals}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for s, h in previous.items():
+            signal.signal(s, h)

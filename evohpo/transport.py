@@ -1,0 +1,228 @@
+"""Point-to-point messages between workers, and clean termination without blocking on a peer.
+
+Each transport counts what it sent to and received from every peer. When a worker is done it posts
+its send counts in a nonblocking all-to-all and keeps draining; it is finished once the exchange has
+completed, it has received exactly what its peers say they sent, and all its own sends completed.
+Backends: ``MPITransport`` (eager ``isend``, ``iprobe``, ``Ialltoall``) and ``ThreadTransport`` (queues,
+for tests of several workers in one process).
+"""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+Message = tuple[int, int, Any]  # (source rank, tag, payload)
+
+
+class Tag(enum.IntEnum):
+    """Every message tag evohpo sends."""
+
+    RESULT = 71  # an individual evaluated on the sender's island
+    MIGRANT = 72  # individuals moving (or copied) to the receiver's island
+    DEACTIVATE = 73  # individuals that left the receiver's island
+    PROGRESS = 74  # a worker's counters, for rank 0's progress report
+    STOP = 75  # stop starting evaluations (a signal reached the sender)
+
+
+class Transport(ABC):
+    """Counting, nonblocking message passing among ``size`` workers."""
+
+    rank: int
+    size: int
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank, self.size = rank, size
+        self.sent = np.zeros(size, dtype=np.int64)
+        self.received = np.zeros(size, dtype=np.int64)
+        self._expected: np.ndarray | None = None
+        self._closing = False
+
+    def send(self, dest: int, tag: Tag, payload: Any) -> None:
+        if self._closing:
+            raise RuntimeError("send() after close(): a finished worker must not send")
+        self.sent[dest] += 1
+        self._send(dest, int(tag), payload)
+
+    def poll(self) -> list[Message]:
+        """Everything that has arrived, without waiting; completed sends are freed too."""
+        self._free_completed()
+        msgs = self._receive()
+        for src, _, _ in msgs:
+            self.received[src] += 1
+        return msgs
+
+    def close(self) -> None:
+        """Begin termination: post this worker's send counts. No sends after this."""
+        if not self._closing:
+            self._closing = True
+            self._post_counts(self.sent.copy())
+
+    def finished(self) -> bool:
+        """True once every message addressed here arrived and every own send completed (after ``close``)."""
+        if self._expected is None:
+            self._expected = self._counts_result()
+            if self._expected is None:
+                return False
+        self._free_completed()
+        return bool(np.array_equal(self.received, self._expected)) and self.pending_sends() == 0
+
+    @abstractmethod
+    def _send(self, dest: int, tag: int, payload: Any) -> None: ...
+
+    @abstractmethod
+    def _receive(self) -> list[Message]: ...
+
+    @abstractmethod
+    def _free_completed(self) -> None: ...
+
+    @abstractmethod
+    def pending_sends(self) -> int: ...
+
+    @abstractmethod
+    def _post_counts(self, counts: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _counts_result(self) -> np.ndarray | None:
+        """What each peer sent to this worker, once all have posted; None before."""
+
+    @abstractmethod
+    def allgather(self, obj: Any) -> list[Any]:
+        """A blocking gather to all workers (only after every worker finished)."""
+
+    def abort(self, code: int = 1) -> None:  # noqa: B027 (in-process workers just raise)
+        """End all workers at once (a fatal error on one of them)."""
+
+
+class MPITransport(Transport):
+    """Messages over an MPI communicator (duplicated, so user traffic cannot collide with ours)."""
+
+    def __init__(self, comm: Any) -> None:
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self.comm = comm.Dup()
+        super().__init__(self.comm.Get_rank(), self.comm.Get_size())
+        self._requests: list[Any] = []
+        self._status = MPI.Status()
+        self._counts_in = np.zeros(self.size, dtype=np.int64)
+        self._counts_out = np.zeros(self.size, dtype=np.int64)
+        self._counts_req: Any = None
+
+    def _send(self, dest: int, tag: int, payload: Any) -> None:
+        self._requests.append(self.comm.isend(payload, dest=dest, tag=tag))
+
+    def _receive(self) -> list[Message]:
+        out = []
+        st = self._status
+        while self.comm.iprobe(source=self._mpi.ANY_SOURCE, tag=self._mpi.ANY_TAG, status=st):
+            src, tag = st.Get_source(), st.Get_tag()
+            out.append((src, tag, self.comm.recv(source=src, tag=tag)))
+        return out
+
+    def _free_completed(self) -> None:
+        if self._requests:
+            self._requests = [r for r in self._requests if not r.Test()]
+
+    def pending_sends(self) -> int:
+        return len(self._requests)
+
+    def _post_counts(self, counts: np.ndarray) -> None:
+        self._counts_out[:] = counts
+        self._counts_req = self.comm.Ialltoall(self._counts_out, self._counts_in)
+
+    def _counts_result(self) -> np.ndarray | None:
+        if self._counts_req is None or not self._counts_req.Test():
+            return None
+        return self._counts_in.copy()
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return self.comm.allgather(obj)
+
+    def abort(self, code: int = 1) -> None:  # noqa: B027 (in-process workers just raise)
+        self.comm.Abort(code)
+
+    def free(self) -> None:
+        self.comm.Free()
+
+
+class ThreadHub:
+    """Shared mailboxes for ``size`` workers running as threads of one process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.boxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(size)]
+        self.counts: dict[int, np.ndarray] = {}
+        self.gathered: dict[int, Any] = {}
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(size)
+
+    def transports(self) -> list[ThreadTransport]:
+        return [ThreadTransport(self, r) for r in range(self.size)]
+
+
+class ThreadTransport(Transport):
+    """In-process transport: same counting protocol, queues instead of MPI."""
+
+    def __init__(self, hub: ThreadHub, rank: int) -> None:
+        super().__init__(rank, hub.size)
+        self.hub = hub
+
+    def _send(self, dest: int, tag: int, payload: Any) -> None:
+        self.hub.boxes[dest].put((self.rank, tag, payload))
+
+    def _receive(self) -> list[Message]:
+        box, out = self.hub.boxes[self.rank], []
+        while True:
+            try:
+                out.append(box.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _free_completed(self) -> None:
+        pass
+
+    def pending_sends(self) -> int:
+        return 0
+
+    def _post_counts(self, counts: np.ndarray) -> None:
+        with self.hub.lock:
+            self.hub.counts[self.rank] = counts
+
+    def _counts_result(self) -> np.ndarray | None:
+        with self.hub.lock:
+            if len(self.hub.counts) < self.size:
+                return None
+            return np.array([self.hub.counts[src][self.rank] for src in range(self.size)], dtype=np.int64)
+
+    def allgather(self, obj: Any) -> list[Any]:
+        with self.hub.lock:
+            self.hub.gathered[self.rank] = obj
+        self.hub.barrier.wait()
+        out = [self.hub.gathered[r] for r in range(self.size)]
+        self.hub.barrier.wait()
+        return out
+
+
+def local_transport() -> ThreadTransport:
+    """A transport for a single worker with no peers."""
+    return ThreadHub(1).transports()[0]
+
+
+def as_transport(comm: Any) -> Transport:
+    """A transport from an MPI communicator, a ready transport, or None (COMM_WORLD when mpi4py is present)."""
+    if isinstance(comm, Transport):
+        return comm
+    if comm is None:
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            return local_transport()
+        comm = MPI.COMM_WORLD
+    return MPITransport(comm)
+
