@@ -152,14 +152,13 @@ def _apply_restore(restored: Any, evolver: Evolver, policy: MigrationPolicy, lay
                    seed: int) -> tuple[int, int, list[dict[str, Any]]]:
     """Fill this worker's island from the journals; return (own done, total done, unfinished to run first)."""
     island = layout.island_of(rank)
-    inactive = set(getattr(restored, "inactive", ()))
-    for ind in restored.individuals:
+    for ind in restored.individuals:  # each lives on the island it last migrated to
         if ind.island == island:
-            evolver.add(ind, active=ind.id not in inactive)
+            evolver.add(ind)
     for isl, ind in restored.copies:
         if isl == island:
-            evolver.add(ind.moved(isl))
-    policy.hops.update(getattr(restored, "hops", {}))
+            evolver.add(ind)
+    policy.hops.update(restored.hops)
     state = restored.states.get(rank)
     if state is not None:
         evolver.load_state_dict({"rng": state["rng"], "generation": state["gen"],

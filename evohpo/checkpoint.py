@@ -8,7 +8,7 @@ Layout of a checkpoint directory::
     DIR/backup-YYYYmmdd-HHMMSS/    an earlier search, moved here by ``prepare(..., resume=False)``
 
 Loading uses ``json`` only: a checkpoint never executes code. Restore places every finished evaluation on
-the island it lives on now (after migrations), so ``Restored.inactive`` stays empty.
+the island it lives on now (after migrations); ``Restored.hops`` lets migration continue its move counts.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class Journal:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close`` was called."""
         return self._file is None
 
     def __enter__(self) -> Journal:
@@ -136,6 +137,7 @@ class NullJournal:
 
     @property
     def closed(self) -> bool:
+        """Always False: there is nothing to close."""
         return False
 
     def __enter__(self) -> NullJournal:
@@ -276,11 +278,11 @@ class Restored:
     """What the journals say: finished evaluations, where they live, what to re-run, and each rank's state."""
 
     individuals: list[Individual] = field(default_factory=list)
-    inactive: set[str] = field(default_factory=set)
     copies: list[tuple[int, Individual]] = field(default_factory=list)
     unfinished: list[dict[str, Any]] = field(default_factory=list)
     states: dict[int, dict[str, Any]] = field(default_factory=dict)
     evaluations: dict[int, int] = field(default_factory=dict)
+    hops: dict[str, int] = field(default_factory=dict)  # id -> how often it migrated (the highest hop seen)
 
     @property
     def n_evaluations(self) -> int:
@@ -289,6 +291,7 @@ class Restored:
 
 
 def _int(rec: dict[str, Any], key: str, where: str) -> int:
+    """``rec[key]`` as an int, or a ValueError naming the line, the key and the value."""
     v = rec.get(key)
     if not isinstance(v, int) or isinstance(v, bool):
         raise ValueError(f"{where}: {rec.get('ev')!r} record needs an int {key!r}, got {key}={v!r}")
@@ -296,6 +299,7 @@ def _int(rec: dict[str, Any], key: str, where: str) -> int:
 
 
 def _ident(rec: dict[str, Any], where: str) -> str:
+    """``rec["id"]``, which must be a str."""
     v = rec.get("id")
     if not isinstance(v, str):
         raise ValueError(f"{where}: {rec.get('ev')!r} record needs a str 'id', got id={v!r}")
@@ -303,6 +307,7 @@ def _ident(rec: dict[str, Any], where: str) -> str:
 
 
 def _time(rec: dict[str, Any]) -> float:
+    """The record's wall-clock time "t" (0.0 when absent)."""
     t = rec.get("t")
     return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else 0.0
 
@@ -371,7 +376,8 @@ def restore(directory: StrPath) -> Restored:
             elif ev == "state":
                 states[rank] = rec
             # "resume", "done" and unknown events are informational
-    out = Restored(states=states, evaluations={rank: 0 for rank, _ in files})
+    out = Restored(states=states, evaluations={rank: 0 for rank, _ in files},
+                   hops={ident: key[0] for ident, (key, _) in moves.items()})
     by_id: dict[str, Individual] = {}
     for ident, (_, ind, rank) in ends.items():
         if ident in moves and moves[ident][1] != ind.island:
@@ -412,6 +418,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def _timestamp() -> str:
+    """Local time for backup folder names."""
     return time.strftime("%Y%m%d-%H%M%S")
 
 
@@ -435,10 +442,12 @@ def _backup(directory: Path) -> Path:
 
 
 def _describe(desc: Any) -> str:
+    """A parameter description as compact, key-sorted JSON."""
     return json.dumps(desc, sort_keys=True)
 
 
 def _layout(islands: Any) -> str:
+    """An island layout in words: "2 islands [2, 2]"."""
     return f"{len(islands)} islands {islands}" if isinstance(islands, list) else f"islands={islands!r}"
 
 

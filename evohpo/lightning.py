@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 import zlib
@@ -307,10 +309,20 @@ class LightningObjective:
         )
         _disable_lightning_signal_handlers(trainer)
         start = time.perf_counter()
+        sigint = signal.getsignal(signal.SIGINT)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-            trainer.fit(module, train, val)
+            warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*", FutureWarning)
+            try:
+                trainer.fit(module, train, val)
+            except SystemExit as exc:
+                # Lightning turns Ctrl-C into SIGINT ignored + sys.exit(1); give the caller its interrupt back.
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    if sigint is not None and threading.current_thread() is threading.main_thread():
+                        signal.signal(signal.SIGINT, sigint)
+                    raise KeyboardInterrupt from None
+                raise
         best_acc, best_loss = module.best_val_acc, module.best_val_loss
         if logger:
             hparams = {k: _hparam_value(v) for k, v in params.items()}

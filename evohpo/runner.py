@@ -54,6 +54,7 @@ class Result:
     checkpoint: str | None = None
     archive: list[Individual] = field(default_factory=list, repr=False)
     active: set[str] = field(default_factory=set, repr=False)
+    messages: dict[str, int] = field(default_factory=dict, repr=False)  # this worker's sent/received/pending
 
     @property
     def params(self) -> dict[str, Any] | None:
@@ -191,8 +192,8 @@ class Worker:
     # --- messages -------------------------------------------------------------------------------------
     def _handle(self, msgs: list[tuple[int, int, Any]]) -> None:
         for src, tag, payload in msgs:
-            if tag == Tag.RESULT:
-                if self.evolver.add(payload):
+            if tag == Tag.RESULT:  # active unless it already moved away (a later hop overtook this message)
+                if self.evolver.add(payload, active=payload.id not in self.policy.hops):
                     self._notify(payload)
             elif tag == Tag.MIGRANT:
                 self._immigrate(*payload)
@@ -299,7 +300,9 @@ class Worker:
                       n_evaluations=sum(m["done"] for m in everyone), n_failed=sum(m["failed"] for m in everyone),
                       n_interrupted=sum(m["interrupted"] for m in everyone), elapsed=time.time() - self._t0,
                       reason=self.stop_reason or "", checkpoint=self.checkpoint, archive=list(pop),
-                      active={i.id for i in pop if pop.is_active(i.id)})
+                      active={i.id for i in pop if pop.is_active(i.id)},
+                      messages={"sent": int(self.transport.sent.sum()), "received": int(self.transport.received.sum()),
+                                "pending_sends": self.transport.pending_sends()})
 
 
 @contextmanager

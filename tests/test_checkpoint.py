@@ -86,7 +86,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert by_id["0-2"].status == "pruned" and by_id["0-2"].generation == 2
     assert by_id["1-0"].island == 1 and by_id["1-0"].rank == 1
     assert [i.end for i in r.individuals] == sorted(i.end for i in r.individuals)
-    assert r.unfinished == [] and r.copies == [] and r.inactive == set()
+    assert r.unfinished == [] and r.copies == []
     assert r.evaluations == {0: 3, 1: 1} and r.n_evaluations == 4
     assert r.states == {0: state}
     rng = np.random.default_rng()
@@ -223,7 +223,7 @@ def test_migration_there_and_back(tmp_path: Path) -> None:
     write(tmp_path, 2, [migrate("0-0", 1, 0, hop=2, t=6)])
     r = restore(tmp_path)
     assert [(i.id, i.island) for i in r.individuals] == [("0-0", 0)]
-    assert r.inactive == set() and r.copies == []
+    assert r.copies == []
 
 
 def test_migration_uses_the_highest_hop_not_file_order_or_time(tmp_path: Path) -> None:

@@ -1,0 +1,87 @@
+"""Scenarios run under ``mpiexec -n N python -m mpi4py tests/mpi_scenarios.py NAME [JSON options]``.
+
+Every rank runs ``evohpo.optimize``; rank 0 prints one JSON line (prefixed ``RESULT``) with what every rank
+saw, and the tests in ``test_mpi.py`` assert on it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+import evohpo
+from evohpo import benchmarks
+
+COMM = MPI.COMM_WORLD
+RANK = COMM.Get_rank()
+
+
+def sphere(sleep: tuple[float, float] | None = None, fail_every: int = 0, seed: int = 0):
+    """A 3-D sphere loss; optionally sleeps a random time, raises or returns NaN on a share of calls."""
+    problem = benchmarks.get("sphere", 3)
+    rng = np.random.default_rng([seed, RANK])
+    calls = {"n": 0, "raised": 0, "nan": 0, "inside": 0.0}
+
+    def loss(params):
+        t0 = time.perf_counter()
+        calls["n"] += 1
+        try:
+            if sleep:
+                time.sleep(rng.uniform(*sleep))
+            if fail_every and calls["n"] % fail_every == 0:
+                if calls["n"] % (2 * fail_every) == 0:
+                    calls["nan"] += 1
+                    return math.nan
+                calls["raised"] += 1
+                raise RuntimeError(f"synthetic failure {calls['n']} on rank {RANK}")
+            return problem.loss(params)
+        finally:
+            calls["inside"] += time.perf_counter() - t0
+
+    return problem, loss, calls
+
+
+def main() -> None:
+    name = sys.argv[1]
+    opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    problem, loss, calls = sphere(tuple(opts.pop("sleep")) if "sleep" in opts else None,
+                                  opts.pop("fail_every", 0), opts.get("seed", 0))
+    if name == "raise":
+        def loss(params):  # noqa: F811 - rank 1 fails at once
+            if RANK == 1:
+                raise ValueError("deliberate failure on rank 1")
+            time.sleep(0.01)
+            return 0.0
+    t0 = time.perf_counter()
+    result = evohpo.optimize(loss, problem.space, progress_interval=0.2, **opts)
+    wall = time.perf_counter() - t0
+    island = [i for i in range(len(result.islands)) if RANK in _workers(opts, i)][0]
+    mine = {
+        "rank": RANK, "island": island, "wall": wall, "calls": calls, "reason": result.reason,
+        "archive": sorted(i.id for i in result.archive), "active": sorted(result.active),
+        "own": sorted(i.id for i in result.archive if i.rank == RANK),
+        "failed_errors": [i.error for i in result.archive if i.status == "failed" and i.rank == RANK],
+        "messages": result.messages,
+        "result": {"best": result.best.loss if result.best else None, "n_evaluations": result.n_evaluations,
+                   "n_failed": result.n_failed, "islands": [i.loss if i else None for i in result.islands],
+                   "top": [i.loss for i in result.top]},
+    }
+    everyone = COMM.gather(mine)
+    if RANK == 0:
+        print("RESULT " + json.dumps(everyone), flush=True)
+
+
+def _workers(opts: dict, island: int) -> list[int]:
+    from evohpo.migration import IslandLayout
+
+    layout = IslandLayout.make(COMM.Get_size(), opts.get("islands", 1), opts.get("island_sizes"))
+    return layout.workers(island)
+
+
+if __name__ == "__main__":
+    main()
