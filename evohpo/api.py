@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -102,7 +103,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     evolver = Evolver(space, make_propagator(propagator, space, pop_size, rank, size), pop_size,
                       seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island, rank=rank)
 
-    journal, done, total_done, requeued = None, 0, 0, []
+    journal, done, total_done, requeued, queued = None, 0, 0, [], Counter()
     if checkpoint is not None:
         from . import checkpoint as ck
 
@@ -118,7 +119,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             raise outcome
         if outcome == "resume":
             restored = ck.restore(checkpoint)
-            done, total_done, requeued = _apply_restore(restored, evolver, policy, layout, rank, seed)
+            done, total_done, requeued, queued = _apply_restore(restored, evolver, policy, layout, rank, seed)
             log.info("resumed %d evaluations from %s (this rank: %d done, %d unfinished to run first)",
                      total_done, checkpoint, done, len(requeued))
         transport.allgather(None)  # nobody writes before everyone has read the journals
@@ -130,8 +131,9 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     budgets = []
     if generations is not None:
         budgets.append(generations)
-    if max_evaluations is not None:
-        budgets.append(done + split(max_evaluations - total_done, size)[rank])
+    if max_evaluations is not None:  # what is left, split so that each rank can re-run its unfinished ones
+        left = max_evaluations - total_done - sum(queued.values())
+        budgets.append(done + queued[rank] + split(left, size)[rank])
     total = max_evaluations if max_evaluations is not None else (generations * size if generations else None)
     worker = Worker(loss_fn, evolver, transport, layout, policy, budget=min(budgets) if budgets else None,
                     time_limit=time_limit, journal=journal, on_error=on_error, callbacks=callbacks,
@@ -149,8 +151,11 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
 
 
 def _apply_restore(restored: Any, evolver: Evolver, policy: MigrationPolicy, layout: IslandLayout, rank: int,
-                   seed: int) -> tuple[int, int, list[dict[str, Any]]]:
-    """Fill this worker's island from the journals; return (own done, total done, unfinished to run first)."""
+                   seed: int) -> tuple[int, int, list[dict[str, Any]], Counter[int]]:
+    """Fill this worker's island from the journals.
+
+    Returns (own done, total done, this rank's unfinished to run first, how many unfinished each rank got).
+    """
     island = layout.island_of(rank)
     for ind in restored.individuals:  # each lives on the island it last migrated to
         if ind.island == island:
@@ -169,11 +174,9 @@ def _apply_restore(restored: Any, evolver: Evolver, policy: MigrationPolicy, lay
     used = [int(i.id[len(prefix):]) for i in restored.individuals if i.id.startswith(prefix)]
     used += [int(u["id"][len(prefix):]) for u in restored.unfinished if u["id"].startswith(prefix)]
     evolver.generation = max([evolver.generation, *(g + 1 for g in used)])
-    mine = []
-    for k, rec in enumerate(restored.unfinished):
-        isl = rec["island"] if rec["island"] < layout.n_islands else rec["island"] % layout.n_islands
-        workers = layout.workers(isl)
-        owner = rec["rank"] if rec["rank"] in workers else workers[k % len(workers)]
-        if owner == rank:
-            mine.append(rec)
-    return restored.evaluations.get(rank, 0), restored.n_evaluations, mine
+    owners = []
+    for k, rec in enumerate(restored.unfinished):  # re-run on its own rank, else by a worker of its island
+        workers = layout.workers(rec["island"] % layout.n_islands)
+        owners.append(rec["rank"] if rec["rank"] in workers else workers[k % len(workers)])
+    mine = [rec for rec, owner in zip(restored.unfinished, owners) if owner == rank]
+    return restored.evaluations.get(rank, 0), restored.n_evaluations, mine, Counter(owners)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
@@ -48,6 +50,8 @@ def sphere(sleep: tuple[float, float] | None = None, fail_every: int = 0, seed: 
 
 def main() -> None:
     name = sys.argv[1]
+    if os.environ.get("EVOHPO_TEST_PIDDIR"):  # lets a test signal one chosen rank
+        Path(os.environ["EVOHPO_TEST_PIDDIR"], f"rank-{RANK}.pid").write_text(str(os.getpid()))
     opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     problem, loss, calls = sphere(tuple(opts.pop("sleep")) if "sleep" in opts else None,
                                   opts.pop("fail_every", 0), opts.get("seed", 0))
@@ -66,6 +70,7 @@ def main() -> None:
         "archive": sorted(i.id for i in result.archive), "active": sorted(result.active),
         "own": sorted(i.id for i in result.archive if i.rank == RANK),
         "failed_errors": [i.error for i in result.archive if i.status == "failed" and i.rank == RANK],
+        "n_interrupted": result.n_interrupted,
         "messages": result.messages,
         "result": {"best": result.best.loss if result.best else None, "n_evaluations": result.n_evaluations,
                    "n_failed": result.n_failed, "islands": [i.loss if i else None for i in result.islands],

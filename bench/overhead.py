@@ -1,0 +1,523 @@
+"""Optimizer overhead benchmark: evohpo vs Propulate 1.2.2 on a zero-cost objective, side by side.
+
+    python bench/overhead.py            # full run (~10-15 min on 2 cores); writes bench/results/overhead.md
+    python bench/overhead.py --quick    # a smaller run (~2 min)
+
+Every measurement is one ``mpiexec -n R python -m mpi4py bench/overhead.py --worker ...`` subprocess (with a
+timeout: a hang is reported, never fatal). Propulate runs in a separate clean venv built by ``bench/_peers.py``
+(default ``bench/.peers-venv``), with its tutorial defaults: ``pop_size = 2 x ranks`` and
+``propulate.utils.get_default_propagator``; its checkpoint writes are switched off (a subclass keeps the
+dump-token messages, so its communication is unchanged, but skips the pickle writes; Propulate 1.2.2 has no
+switch for that).
+
+Measured, the same way on both sides, by wrapping the loss function (5-D sphere from ``evohpo.benchmarks``,
+loaded from its file on the Propulate side so that evohpo is not installed there):
+
+- evaluations/s: evaluations of all ranks / the longest per-rank wall time of the optimize call
+  (evohpo: ``optimize``; Propulate: ``Propulator(...)``, ``propulate()``, ``summarize(debug=0)``);
+- last/first 10%: per-evaluation time = gap between consecutive calls of the loss on one rank; mean over the
+  last 10% of a rank's gaps / mean over its first 10%; the largest over ranks;
+- idle fraction, with 10-100 ms evaluations (``time.sleep``, uniform, seeded per rank, the same draws on
+  both sides): 1 - time inside the loss summed over ranks / (ranks x longest wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MARK = "@@OVERHEAD-RESULT "
+DIM = 5
+
+GOAL_RATIO = 1.3
+GOAL_SPEEDUP = 10.0
+GOAL_IDLE = 0.03
+GOAL_CKPT = 0.10
+PROPULATE_ONE_RANK = "skipped: hangs on 1 rank under MPICH (blocking self-send of its checkpoint token)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker side: runs inside mpiexec, one process per rank. Imports only the stdlib at module level, so the same
+# file serves evohpo's venv and the clean peers' venv.
+# ---------------------------------------------------------------------------------------------------------------
+
+def _sphere_loss(side: str):
+    """The 5-D sphere ``loss(params)`` and its space; the Propulate side loads evohpo's module from its file."""
+    if side == "evohpo":
+        from evohpo import benchmarks
+    else:
+        name = "_evohpo_benchmarks"
+        spec = importlib.util.spec_from_file_location(name, ROOT / "evohpo" / "benchmarks.py")
+        benchmarks = importlib.util.module_from_spec(spec)
+        sys.modules[name] = benchmarks
+        spec.loader.exec_module(benchmarks)
+    p = benchmarks.get("sphere", DIM)
+    return p.loss, p.space
+
+
+class Recorder:
+    """Wraps a loss: start time of each call, total time inside; optionally sleeps 10-100 ms per call first."""
+
+    def __init__(self, loss: Any, sleep_rng: random.Random | None = None) -> None:
+        self.loss, self.sleep_rng = loss, sleep_rng
+        self.starts: list[float] = []
+        self.inside = 0.0
+
+    def __call__(self, params: Any, *rest: Any) -> float:
+        t0 = time.perf_counter()
+        self.starts.append(t0)
+        if self.sleep_rng is not None:
+            time.sleep(self.sleep_rng.uniform(0.010, 0.100))
+        value = self.loss(params)
+        self.inside += time.perf_counter() - t0
+        return value
+
+    def stats(self, wall: float) -> dict[str, Any]:
+        gaps = [b - a for a, b in zip(self.starts, self.starts[1:])]
+        k = max(1, len(gaps) // 10)
+        first = sum(gaps[:k]) / k if gaps else float("nan")
+        last = sum(gaps[-k:]) / k if gaps else float("nan")
+        return {"wall": wall, "n": len(self.starts), "inside": self.inside, "first": first, "last": last,
+                "ratio": last / first if gaps and first > 0 else float("nan")}
+
+
+def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) -> float:
+    import evohpo
+
+    kwargs = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    comm.Barrier()
+    t0 = time.perf_counter()
+    evohpo.optimize(rec, space, generations=args.generations, seed=args.seed, progress_interval=1e9, **kwargs)
+    return time.perf_counter() - t0
+
+
+def _run_propulate(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) -> float:
+    import propulate
+    from propulate._globals import DUMP_TAG
+    from propulate.utils import get_default_propagator
+
+    class Propulator(propulate.Propulator):
+        """Checkpoint writes off (unless --checkpoint): the dump token still travels, nothing is pickled."""
+
+        def _dump_checkpoint(self) -> None:
+            if args.checkpoint:
+                return super()._dump_checkpoint()
+            dest = (self.island_comm.rank + 1) % self.island_comm.size
+            self.island_comm.send(True, dest=dest, tag=DUMP_TAG)
+
+        def _dump_final_checkpoint(self) -> None:
+            if args.checkpoint:
+                super()._dump_final_checkpoint()
+
+    rank = comm.rank
+    rng = random.Random(args.seed + rank)  # as in Propulate's tutorials
+    pop_size = 2 * comm.size
+    path = args.checkpoint or tempfile.mkdtemp(prefix=f"propulate-{rank}-")
+    propagator = get_default_propagator(pop_size, space, rng=rng)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    propulator = Propulator(rec, propagator, rng=rng, island_comm=comm, generations=args.generations,
+                            checkpoint_path=path)
+    propulator.propulate(logging_interval=10**9, debug=0)
+    propulator.summarize(top_n=1, debug=0)
+    return time.perf_counter() - t0
+
+
+def worker(args: argparse.Namespace) -> None:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    loss, space = _sphere_loss(args.worker)
+    sleep_rng = random.Random(1_000_003 * (args.seed + 1) + comm.rank) if args.task == "sleep" else None
+    rec = Recorder(loss, sleep_rng)
+    run = _run_evohpo if args.worker == "evohpo" else _run_propulate
+    profiler = None
+    if args.profile and comm.rank == 0:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    wall = run(args, rec, space, comm)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    stats = comm.gather(rec.stats(wall), root=0)
+    if comm.rank == 0:
+        print(MARK + json.dumps({"ranks": stats}), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Driver side: launches the workers, collects, prints and writes the tables.
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One measurement: either per-rank stats or a reason why there are none."""
+
+    side: str
+    ranks: int
+    generations: int
+    task: str = "zero"
+    checkpoint: bool = False
+    per_rank: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    elapsed: float = 0.0  # wall time of the whole subprocess, startup included
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None and bool(self.per_rank)
+
+    @property
+    def wall(self) -> float:
+        return max(r["wall"] for r in self.per_rank)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(r["n"] for r in self.per_rank)
+
+    @property
+    def rate(self) -> float:
+        return self.evaluations / self.wall
+
+    @property
+    def ratio(self) -> float:
+        return max(r["ratio"] for r in self.per_rank)
+
+    @property
+    def idle(self) -> float:
+        return 1.0 - sum(r["inside"] for r in self.per_rank) / (self.ranks * self.wall)
+
+
+def launch(python: Path, side: str, ranks: int, generations: int, *, task: str = "zero", checkpoint: bool = False,
+           timeout: float, seed: int = 0, log: Any = None) -> Run:
+    """Run one worker job under mpiexec (the mpiexec next to ``python``); a timeout or failure becomes a reason."""
+    run = Run(side, ranks, generations, task, checkpoint)
+    mpiexec = python.parent / "mpiexec"
+    tmp = tempfile.mkdtemp(prefix=f"overhead-{side}-") if checkpoint else None
+    cmd = [str(mpiexec), "-n", str(ranks), str(python), "-m", "mpi4py", str(Path(__file__).resolve()),
+           "--worker", side, "--task", task, "--generations", str(generations), "--seed", str(seed)]
+    if tmp:
+        cmd += ["--checkpoint", str(Path(tmp) / "ckpt")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONPATH", None)
+    what = f"{side:9s} {ranks} x {generations:5d} {task}{' ckpt' if checkpoint else ''}"
+    if log:
+        print(f"  {what} ...", end="", file=log, flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        run.reason = f"timeout after {timeout:.0f} s"
+        out = err = ""
+    run.elapsed = time.perf_counter() - t0
+    if tmp:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    if run.reason is None:
+        lines = [ln for ln in out.splitlines() if ln.startswith(MARK)]
+        if proc.returncode == 0 and lines:
+            run.per_rank = json.loads(lines[-1][len(MARK):])["ranks"]
+        else:
+            tail = [ln.strip() for ln in (err or out).splitlines() if ln.strip()]
+            run.reason = f"failed (exit {proc.returncode}): {tail[-1][:160] if tail else 'no output'}"
+    if log:
+        print(f" {run.elapsed:6.1f} s  " + (f"{run.rate:9.1f} evals/s" if run.ok else run.reason), file=log,
+              flush=True)
+    return run
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """End the process group this script started for ``proc`` (mpiexec and its ranks)."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.communicate(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _fmt_rate(run: Run | None) -> str:
+    if run is None:
+        return "-"
+    return f"{run.rate:,.0f}" if run.ok else run.reason
+
+
+def _fmt_ratio(run: Run | None) -> str:
+    if run is None:
+        return "-"
+    return f"{run.ratio:.2f}" if run.ok else "n/a"
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+class Propulate:
+    """Propulate runs: skips 1 rank and runs over the evaluation cap (with a quadratic time estimate)."""
+
+    def __init__(self, python: Path | None, reason: str | None, cap: int, timeout: float, log: Any) -> None:
+        self.python, self.reason, self.cap, self.timeout, self.log = python, reason, cap, timeout, log
+        self.done: list[Run] = []
+
+    def skip_reason(self, ranks: int, generations: int) -> str | None:
+        if self.python is None:
+            return f"n/a ({self.reason})"
+        if ranks == 1:
+            return PROPULATE_ONE_RANK
+        total = ranks * generations
+        if total > self.cap:
+            return f"skipped (too slow: {self.estimate(total)}; cap {self.cap:,} evaluations)"
+        return None
+
+    def estimate(self, total: int) -> str:
+        """Propulate's cost per evaluation grows with the population, so its run time grows ~ total^2."""
+        base = [r for r in self.done if r.ok and r.task == "zero" and not r.checkpoint]
+        if not base:
+            return "expected time unknown"
+        ref = max(base, key=lambda r: r.evaluations)
+        secs = ref.wall * (total / ref.evaluations) ** 2
+        return f"~{secs:,.0f} s expected, from {ref.ranks} x {ref.generations} in {ref.wall:.0f} s"
+
+    def run(self, ranks: int, generations: int, **kw: Any) -> Run:
+        reason = self.skip_reason(ranks, generations)
+        if reason is not None:
+            if self.log:
+                print(f"  propulate {ranks} x {generations:5d}: {reason}", file=self.log, flush=True)
+            return Run("propulate", ranks, generations, reason=reason, **kw)
+        run = launch(self.python, "propulate", ranks, generations, timeout=self.timeout, log=self.log, **kw)
+        self.done.append(run)
+        return run
+
+
+def plan(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"ranks": [1, 2, 4], "generations": [200, 1000], "extra": [(4, 500)], "idle_ranks": [2, 4],
+                "idle_evals": 30, "ckpt": (4, 500)}
+    return {"ranks": [1, 2, 4, 8], "generations": [500, 5000], "extra": [(4, 2000)], "idle_ranks": [2, 4, 8],
+            "idle_evals": 100, "ckpt": (4, 2000)}
+
+
+def _versions(python: Path, modules: list[str]) -> str:
+    code = (f"import importlib.metadata as m\nfor n in {modules!r}:\n    try: print(n, m.version(n))\n"
+            "    except Exception: print(n, '?')")
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return ", ".join(" ".join(line.split()) for line in out.splitlines())
+
+
+def driver(args: argparse.Namespace) -> None:
+    t_start = time.perf_counter()
+    load_before = os.getloadavg()
+    cfg = plan(args.quick)
+    log = sys.stderr
+    evo_py = Path(sys.executable)
+
+    peers_python, peers_reason = None, None
+    if args.no_propulate:
+        peers_reason = "--no-propulate"
+    else:
+        sys.path.insert(0, str(HERE))
+        import _peers
+
+        print(f"peers' venv: {args.peers_venv}", file=log, flush=True)
+        try:
+            peers_python = _peers.ensure_venv(args.peers_venv, _peers.PROPULATE)
+        except Exception as e:  # no PyPI, pip failure: report, keep the evohpo side
+            peers_reason = f"peers' venv failed: {type(e).__name__}: {e}"[:200]
+    prop = Propulate(peers_python, peers_reason, args.propulate_cap, args.timeout, log)
+
+    # Zero-cost throughput: one table per evaluations-per-worker setting.
+    settings: dict[int, list[int]] = {g: list(cfg["ranks"]) for g in cfg["generations"]}
+    for r, g in cfg["extra"]:
+        settings.setdefault(g, [])
+        if r not in settings[g]:
+            settings[g].append(r)
+    order = sorted((r * g, r, g) for g, rs in settings.items() for r in rs)
+    results: dict[tuple[int, int], tuple[Run, Run]] = {}
+    print("zero-cost throughput:", file=log, flush=True)
+    for _, r, g in order:  # increasing total, so Propulate's time estimates come from the biggest run so far
+        evo = launch(evo_py, "evohpo", r, g, timeout=args.timeout, log=log)
+        results[(r, g)] = (evo, prop.run(r, g))
+
+    print("idle fraction, 10-100 ms evaluations:", file=log, flush=True)
+    idle: dict[int, tuple[Run, Run]] = {}
+    for r in cfg["idle_ranks"]:
+        n = cfg["idle_evals"]
+        idle[r] = (launch(evo_py, "evohpo", r, n, task="sleep", timeout=args.timeout, log=log),
+                   prop.run(r, n, task="sleep"))
+
+    print("checkpoint on vs off:", file=log, flush=True)
+    cr, cg = cfg["ckpt"]
+    ck_off = launch(evo_py, "evohpo", cr, cg, timeout=args.timeout, log=log)
+    if importlib.util.find_spec("evohpo.checkpoint") is None:
+        ck_on = Run("evohpo", cr, cg, checkpoint=True, reason="n/a (evohpo.checkpoint does not exist yet)")
+    else:
+        ck_on = launch(evo_py, "evohpo", cr, cg, checkpoint=True, timeout=args.timeout, log=log)
+        if not ck_on.ok:
+            ck_on.reason = f"n/a ({ck_on.reason})"
+    p_off = results.get((cr, cg), (None, None))[1]
+    p_on = prop.run(cr, cg, checkpoint=True) if args.propulate_checkpoint else None
+
+    elapsed = time.perf_counter() - t_start
+    md = report(args, cfg, settings, results, idle, (ck_off, ck_on, p_off, p_on), elapsed, load_before,
+                evo_py, peers_python)
+    print(md)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md)
+    print(f"wrote {out} ({elapsed:.0f} s in all)", file=log)
+
+
+def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, list[int]],
+           results: dict[tuple[int, int], tuple[Run, Run]], idle: dict[int, tuple[Run, Run]],
+           ckpt: tuple[Run, Run, Run | None, Run | None], elapsed: float, load_before: tuple[float, ...],
+           evo_py: Path, peers_python: Path | None) -> str:
+    lines = [f"# Optimizer overhead: evohpo vs Propulate{' (--quick)' if args.quick else ''}", ""]
+    lines += [f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}; load average before {load_before[0]:.2f}, "
+              f"after {os.getloadavg()[0]:.2f}; whole run {elapsed:.0f} s.",
+              f"evohpo side: {_versions(evo_py, ['evohpo', 'mpi4py', 'mpich', 'numpy'])}.",
+              f"Propulate side: {_versions(peers_python, ['propulate', 'mpi4py', 'mpich', 'numpy'])}."
+              if peers_python else "Propulate side: not available.",
+              "",
+              "Zero-cost objective: 5-D sphere (`evohpo.benchmarks`); evohpo `optimize(generations=G, seed=0)` "
+              "with defaults; Propulate `Propulator` with tutorial defaults (pop_size = 2 x ranks, "
+              "`get_default_propagator`), checkpoint writes off. evals/s = evaluations of all ranks / longest "
+              "per-rank wall time of the optimize call. last/first 10% = mean gap between consecutive loss calls "
+              "over a rank's last 10% / its first 10%, largest over ranks (1.0 = no slowdown as the search grows).",
+              ""]
+    for g in sorted(settings):
+        lines += [f"## {g:,} evaluations per worker", "",
+                  "| ranks | evals/worker | evohpo evals/s | Propulate evals/s | speedup "
+                  "| evohpo last/first 10% | Propulate last/first 10% |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in sorted(settings[g]):
+            evo, pro = results[(r, g)]
+            speed = f"{evo.rate / pro.rate:.1f}x" if evo.ok and pro.ok else "-"
+            lines.append(f"| {r} | {g:,} | {_fmt_rate(evo)} | {_fmt_rate(pro)} | {speed} | {_fmt_ratio(evo)} "
+                         f"| {_fmt_ratio(pro)} |")
+        lines.append("")
+
+    n = cfg["idle_evals"]
+    lines += [f"## Idle fraction, random 10-100 ms evaluations ({n} per worker)", "",
+              "1 - time inside the loss summed over ranks / (ranks x longest wall time of the optimize call); "
+              "the same seeded sleep times on both sides.", "",
+              "| ranks | evals/worker | evohpo idle | Propulate idle | evohpo wall s | Propulate wall s |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for r, (evo, pro) in sorted(idle.items()):
+        lines.append(f"| {r} | {n} | {_fmt_pct(evo.idle) if evo.ok else evo.reason} "
+                     f"| {_fmt_pct(pro.idle) if pro.ok else pro.reason} | {evo.wall if evo.ok else float('nan'):.2f} "
+                     f"| {pro.wall if pro.ok else float('nan'):.2f} |")
+    lines.append("")
+
+    ck_off, ck_on, p_off, p_on = ckpt
+    slow = ck_off.rate / ck_on.rate - 1 if ck_off.ok and ck_on.ok else None
+    lines += ["## Checkpoint on vs off, zero-cost objective", "",
+              "evohpo: `optimize(..., checkpoint=<fresh tmp dir>)` (per-rank append-only journals) vs no "
+              "checkpoint, run back to back. Propulate: its pickle of the whole population, rewritten by the "
+              "worker holding the dump token every generation, vs writes off.", "",
+              "| ranks x evals/worker | evohpo off evals/s | evohpo on evals/s | evohpo slowdown "
+              "| Propulate off evals/s | Propulate on evals/s |",
+              "|---|---:|---:|---:|---:|---:|",
+              f"| {ck_off.ranks} x {ck_off.generations:,} | {_fmt_rate(ck_off)} | {_fmt_rate(ck_on)} "
+              f"| {_fmt_pct(slow) if slow is not None else 'n/a'} | {_fmt_rate(p_off)} | {_fmt_rate(p_on)} |", ""]
+
+    lines += ["## Goals", ""]
+    evo_runs = [(k, e) for k, (e, _) in sorted(results.items()) if e.ok]
+    if evo_runs:
+        worst_k, worst = max(evo_runs, key=lambda kv: kv[1].ratio)
+        bad = [f"{r} x {g:,}" for (r, g), e in evo_runs if e.ratio > GOAL_RATIO]
+        lines.append(f"- evohpo last/first 10% <= {GOAL_RATIO}: {_mark(not bad)} (worst {worst.ratio:.2f} at "
+                     f"{worst_k[0]} x {worst_k[1]:,}" + (f"; over the goal at {', '.join(bad)})" if bad else ")"))
+    cmp_r, cmp_g = cfg["extra"][0]
+    evo, pro = results.get((cmp_r, cmp_g), (None, None))
+    if evo is not None and evo.ok and pro is not None and pro.ok:
+        sp = evo.rate / pro.rate
+        lines.append(f"- >= {GOAL_SPEEDUP:.0f}x Propulate's throughput at {cmp_r} ranks x {cmp_g:,}: "
+                     f"{_mark(sp >= GOAL_SPEEDUP)} ({sp:.1f}x: {evo.rate:,.0f} vs {pro.rate:,.0f} evals/s)")
+    else:
+        lines.append(f"- >= {GOAL_SPEEDUP:.0f}x Propulate's throughput at {cmp_r} x {cmp_g:,}: not measured")
+    idles = [(r, e.idle) for r, (e, _) in sorted(idle.items()) if e.ok]
+    if idles:
+        worst_idle = max(x for _, x in idles)
+        lines.append(f"- idle <= {_fmt_pct(GOAL_IDLE)} with 10-100 ms evaluations: {_mark(worst_idle <= GOAL_IDLE)} "
+                     f"({', '.join(f'{r} ranks {_fmt_pct(x)}' for r, x in idles)})")
+    if slow is not None:
+        lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: {_mark(slow <= GOAL_CKPT)} "
+                     f"({_fmt_pct(slow)})")
+    else:
+        lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: not measured ({ck_on.reason or ck_off.reason})")
+    lines.append("")
+
+    lines += ["## Runs", "", "Per run: longest per-rank wall time of the optimize call, subprocess time (startup "
+              "included), mean gap between loss calls in the first and last 10% (worst rank).", "",
+              "| side | ranks x evals/worker | task | evaluations | wall s | subprocess s | first 10% ms "
+              "| last 10% ms |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    every = [x for pair in results.values() for x in pair] + [x for pair in idle.values() for x in pair]
+    every += [x for x in (ck_off, ck_on, p_on) if x is not None]
+    for x in every:
+        if not x.ok:
+            continue
+        worst = max(x.per_rank, key=lambda s: s["ratio"])
+        task = x.task + (" + checkpoint" if x.checkpoint else "")
+        lines.append(f"| {x.side} | {x.ranks} x {x.generations:,} | {task} | {x.evaluations:,} | {x.wall:.2f} "
+                     f"| {x.elapsed:.1f} | {1e3 * worst['first']:.3f} | {1e3 * worst['last']:.3f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run")
+    parser.add_argument("--out", default=str(HERE / "results" / "overhead.md"))
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mpiexec run")
+    parser.add_argument("--peers-venv", default=str(HERE / ".peers-venv"))
+    parser.add_argument("--no-propulate", action="store_true", help="evohpo side only")
+    parser.add_argument("--propulate-cap", type=int, default=16_000,
+                        help="skip Propulate runs over this many evaluations in total (too slow)")
+    parser.add_argument("--no-propulate-checkpoint", dest="propulate_checkpoint", action="store_false",
+                        help="skip the Propulate checkpoint-on run")
+    # worker mode (inside mpiexec)
+    parser.add_argument("--worker", choices=["evohpo", "propulate"], help=argparse.SUPPRESS)
+    parser.add_argument("--task", choices=["zero", "sleep"], default="zero", help=argparse.SUPPRESS)
+    parser.add_argument("--generations", type=int, default=500, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", default=None, help="worker mode: cProfile rank 0 into this file")
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args)
+    else:
+        driver(args)
+
+
+if __name__ == "__main__":
+    main()
