@@ -66,7 +66,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
              emigrants: int = 1, emigrant_selection: str = "best", pollinate: bool = False,
              propagator: str | Propagator | None = None, seed: int = 0, checkpoint: str | None = None,
              resume: bool = True, on_error: str = "record", callbacks: Sequence[Callback] = (),
-             grace_period: float | None = 60.0, progress_interval: float = 10.0, top_n: int = 10,
+             grace_period: float | None = 60.0, progress_interval: float = 5.0, top_n: int = 10,
              fsync_interval: float = 10.0) -> Result:
     """Minimize ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result on all ranks.
 

@@ -17,6 +17,7 @@ from .context import EvalContext, evaluating
 from .evolver import Evolver, SpaceExhausted
 from .individual import FAILED, INTERRUPTED, Individual
 from .migration import IslandLayout, MigrationPolicy
+from .progress import Progress
 from .transport import Tag, Transport
 
 log = logging.getLogger("evohpo")
@@ -67,7 +68,7 @@ class Worker:
     def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
                  policy: MigrationPolicy, *, budget: int | None = None, time_limit: float | None = None,
                  journal: Journal | None = None, on_error: str = "record", callbacks: Sequence[Callback] = (),
-                 progress_interval: float = 10.0, total_budget: int | None = None, done: int = 0,
+                 progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
                  requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None) -> None:
         if on_error not in ("record", "raise"):
             raise ValueError(f"on_error={on_error!r} must be 'record' or 'raise'")
@@ -81,6 +82,7 @@ class Worker:
         self.journal = journal or Journal()
         self.on_error, self.callbacks, self.checkpoint = on_error, list(callbacks), checkpoint
         self.progress_interval = progress_interval
+        self.progress = Progress(total_budget, time_limit) if self.rank == 0 else None
         self.requeued = list(requeued)
         self.n_done = done  # this worker's finished evaluations, restored ones included
         self.n_run = 0  # evaluations run by this process
@@ -245,9 +247,9 @@ class Worker:
                                 "mode": policy.mode, "t": now})
 
     # --- progress and termination ----------------------------------------------------------------------
-    def _report(self, final: bool = False) -> None:
+    def _report(self) -> None:
         now = time.time()
-        if not final and now - self._last_report < self.progress_interval:
+        if now - self._last_report < self.progress_interval:
             return
         self._last_report = now
         best = self.evolver.population.best()
@@ -259,15 +261,10 @@ class Worker:
         done = sum(n for n, _ in self._progress.values())
         best_loss = min(b for _, b in self._progress.values())
         rate = self.n_run * self.transport.size / max(now - self._t0, 1e-9)
-        of = f"/{self.total_budget}" if self.total_budget else ""
-        left = ""
-        if self.total_budget and rate > 0:
-            left = f", ~{max(self.total_budget - done, 0) / rate:.0f} s left"
-        log.info("evaluations %d%s, best loss %.6g, %.1f evaluations/s%s", done, of, best_loss, rate, left)
+        self.progress.update(done, best_loss, rate, now - self._t0)
 
     def _finish(self, reason: str) -> None:
         self.journal.write({"ev": "done", "reason": reason, "evals": self.n_done, "t": time.time()})
-        self._report(final=self.rank != 0)  # peers' last counts reach rank 0 while it drains
         self.transport.close()
         pause = 1e-4
         while not self.transport.finished():
@@ -278,8 +275,8 @@ class Worker:
             else:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.01)
-        if self.rank == 0:
-            self._report(final=True)
+        if self.progress is not None:
+            self.progress.close()
         self.journal.close()
 
     def result(self, top_n: int = 10) -> Result:

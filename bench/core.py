@@ -1,0 +1,74 @@
+"""Cost of one ask + tell of the pure core against the size of the island's archive.
+
+    python bench/core.py [--repeats 2000]
+
+Fills an evolver's archive with N evaluated individuals (N = 10^2 ... 10^5), then times ask+tell pairs at
+that size. Goal: flat within 1.5x across the range (no O(n) work per step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evohpo import Evolver, Float, Individual, Int
+from evohpo.benchmarks import get
+
+SIZES = (100, 1_000, 10_000, 100_000)
+
+
+def space() -> dict:
+    """A mixed 6-D space: four floats (one log), an int and a choice."""
+    s = dict(get("sphere", 4).space)
+    s["lr"] = Float(1e-5, 1e-1, log=True)
+    s["layers"] = Int(1, 8)
+    s["act"] = ("relu", "tanh", "gelu", "silu")
+    return s
+
+
+def prefilled(n: int, seed: int) -> Evolver:
+    ev = Evolver(space(), pop_size=16, seed=seed, name="bench")
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        ev.add(Individual(id=f"peer-{i}", params=ev.space.sample(rng), loss=float(rng.random())))
+    return ev
+
+
+def time_ask_tell(ev: Evolver, repeats: int) -> float:
+    """Median microseconds per ask+tell over blocks of 100."""
+    blocks = []
+    for _ in range(repeats // 100):
+        t0 = time.perf_counter()
+        for _ in range(100):
+            p = ev.ask()
+            ev.tell(p, sum(v for v in p.values() if isinstance(v, float)))
+        blocks.append((time.perf_counter() - t0) / 100 * 1e6)
+    return statistics.median(blocks)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2000, help="ask+tell pairs timed per size")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "core.md")
+    args = ap.parse_args()
+    rows = []
+    for n in SIZES:
+        ev = prefilled(n, seed=n)
+        rows.append((n, time_ask_tell(ev, args.repeats)))
+    base = rows[0][1]
+    lines = ["| archive size | µs per ask+tell | vs 10^2 |", "|---:|---:|---:|"]
+    lines += [f"| {n:,} | {us:.1f} | {us / base:.2f}x |" for n, us in rows]
+    worst = max(us for _, us in rows) / min(us for _, us in rows)
+    lines.append(f"\nmax/min across sizes: {worst:.2f}x (goal: <= 1.5x)")
+    table = "\n".join(lines)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
