@@ -31,12 +31,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", default="checkpoints/run", help="directory of the per-rank journals")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from --checkpoint")
     p.add_argument("--epochs", type=int, default=5, help="maximum epochs per training (early stopping may cut)")
+    p.add_argument(
+        "--max-channels",
+        type=int,
+        default=None,
+        help="widest first conv block in the space (default: 32 for digits, 64 for the others)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-dir", default="runs", help="TensorBoard directory ('' for none)")
     p.add_argument("--metric", choices=("val_acc", "val_loss"), default="val_acc", help="what the search minimises")
     p.add_argument("--time-limit", type=float, default=None, help="seconds after which no training starts")
     args = p.parse_args(argv)
-    for name in ("generations", "islands", "epochs"):
+    if args.max_channels is None:
+        args.max_channels = 32 if args.dataset == "digits" else 64
+    for name in ("generations", "islands", "epochs", "max_channels"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not 0.0 <= args.migration_prob <= 1.0:
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evohpo.optimize(
             objective,
-            cnn_space(),
+            cnn_space(args.max_channels),
             comm=comm,
             islands=args.islands,
             generations=args.generations,
@@ -111,7 +119,7 @@ def _report(result: Any, metric: str, accelerator: str, size: int) -> None:
     score = f"val accuracy {-best.loss:.4f}" if metric == "val_acc" else f"val loss {best.loss:.4f}"
     print(
         f"best: {score} (id {best.id}, island {best.island}, rank {best.rank}) after "
-        f"{result.n_evaluations} evaluations ({result.n_failed} failed) on {size} ranks ({accelerator})"
+        f"{result.n_evaluations} evaluations in this run ({result.n_failed} failed) on {size} ranks ({accelerator})"
     )
     print("params:", json.dumps({k: _plain(v) for k, v in best.params.items()}, sort_keys=True))
 

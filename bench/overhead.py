@@ -76,6 +76,7 @@ class Recorder:
         self.loss, self.sleep_rng = loss, sleep_rng
         self.starts: list[float] = []
         self.inside = 0.0
+        self.t0 = self.last_end = 0.0  # start of the optimize call (set by the runner), end of the last call
 
     def __call__(self, params: Any, *rest: Any) -> float:
         t0 = time.perf_counter()
@@ -83,7 +84,8 @@ class Recorder:
         if self.sleep_rng is not None:
             time.sleep(self.sleep_rng.uniform(0.010, 0.100))
         value = self.loss(params)
-        self.inside += time.perf_counter() - t0
+        self.last_end = time.perf_counter()
+        self.inside += self.last_end - t0
         return value
 
     def stats(self, wall: float) -> dict[str, Any]:
@@ -92,6 +94,7 @@ class Recorder:
         first = sum(gaps[:k]) / k if gaps else float("nan")
         last = sum(gaps[-k:]) / k if gaps else float("nan")
         return {"wall": wall, "n": len(self.starts), "inside": self.inside, "first": first, "last": last,
+                "span": self.last_end - self.t0 if self.starts else 0.0,
                 "ratio": last / first if gaps and first > 0 else float("nan")}
 
 
@@ -100,7 +103,7 @@ def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) 
 
     kwargs = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     comm.Barrier()
-    t0 = time.perf_counter()
+    t0 = rec.t0 = time.perf_counter()
     evohpo.optimize(rec, space, generations=args.generations, seed=args.seed, progress_interval=1e9, **kwargs)
     return time.perf_counter() - t0
 
@@ -129,7 +132,7 @@ def _run_propulate(args: argparse.Namespace, rec: Recorder, space: Any, comm: An
     path = args.checkpoint or tempfile.mkdtemp(prefix=f"propulate-{rank}-")
     propagator = get_default_propagator(pop_size, space, rng=rng)
     comm.Barrier()
-    t0 = time.perf_counter()
+    t0 = rec.t0 = time.perf_counter()
     propulator = Propulator(rec, propagator, rng=rng, island_comm=comm, generations=args.generations,
                             checkpoint_path=path)
     propulator.propulate(logging_interval=10**9, debug=0)
@@ -201,6 +204,11 @@ class Run:
     def idle(self) -> float:
         return 1.0 - sum(r["inside"] for r in self.per_rank) / (self.ranks * self.wall)
 
+    @property
+    def idle_end(self) -> float:
+        """The part of ``idle`` after a rank's last evaluation ended (waiting for the slowest, shutdown)."""
+        return sum(self.wall - r["span"] for r in self.per_rank) / (self.ranks * self.wall)
+
 
 def launch(python: Path, side: str, ranks: int, generations: int, *, task: str = "zero", checkpoint: bool = False,
            timeout: float, seed: int = 0, log: Any = None) -> Run:
@@ -268,6 +276,16 @@ def _fmt_ratio(run: Run | None) -> str:
     if run is None:
         return "-"
     return f"{run.ratio:.2f}" if run.ok else "n/a"
+
+
+def _fmt_idle(run: Run) -> str:
+    if not run.ok:
+        return run.reason
+    return f"{_fmt_pct(run.idle)} ({_fmt_pct(run.idle - run.idle_end)} + {_fmt_pct(run.idle_end)})"
+
+
+def _fmt_wall(run: Run) -> str:
+    return f"{run.wall:.2f}" if run.ok else "-"
 
 
 def _fmt_pct(x: float) -> str:
@@ -407,8 +425,12 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
               f"evohpo side: {_versions(evo_py, ['evohpo', 'mpi4py', 'mpich', 'numpy'])}.",
               f"Propulate side: {_versions(peers_python, ['propulate', 'mpi4py', 'mpich', 'numpy'])}."
               if peers_python else "Propulate side: not available.",
-              "",
-              "Zero-cost objective: 5-D sphere (`evohpo.benchmarks`); evohpo `optimize(generations=G, seed=0)` "
+              ""]
+    if load_before[0] > (os.cpu_count() or 1):
+        lines += [f"**The machine was busy** (load average {load_before[0]:.1f} on {os.cpu_count()} cores before "
+                  "the run): absolute rates are noisy; the two sides of a row ran back to back, so their ratio is "
+                  "steadier.", ""]
+    lines += ["Zero-cost objective: 5-D sphere (`evohpo.benchmarks`); evohpo `optimize(generations=G, seed=0)` "
               "with defaults; Propulate `Propulator` with tutorial defaults (pop_size = 2 x ranks, "
               "`get_default_propagator`), checkpoint writes off. evals/s = evaluations of all ranks / longest "
               "per-rank wall time of the optimize call. last/first 10% = mean gap between consecutive loss calls "
@@ -433,10 +455,10 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
               "| ranks | evals/worker | evohpo idle | Propulate idle | evohpo wall s | Propulate wall s |",
               "|---:|---:|---:|---:|---:|---:|"]
     for r, (evo, pro) in sorted(idle.items()):
-        lines.append(f"| {r} | {n} | {_fmt_pct(evo.idle) if evo.ok else evo.reason} "
-                     f"| {_fmt_pct(pro.idle) if pro.ok else pro.reason} | {evo.wall if evo.ok else float('nan'):.2f} "
-                     f"| {pro.wall if pro.ok else float('nan'):.2f} |")
-    lines.append("")
+        lines.append(f"| {r} | {n} | {_fmt_idle(evo)} | {_fmt_idle(pro)} | {_fmt_wall(evo)} | {_fmt_wall(pro)} |")
+    lines += ["", "(a + b): a = idle between a rank's evaluations (the optimizer's own work), b = idle after its "
+              "last evaluation (waiting for the slowest rank, since each worker has its own budget, and shutdown).",
+              ""]
 
     ck_off, ck_on, p_off, p_on = ckpt
     slow = ck_off.rate / ck_on.rate - 1 if ck_off.ok and ck_on.ok else None
@@ -474,7 +496,7 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
         lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: {_mark(slow <= GOAL_CKPT)} "
                      f"({_fmt_pct(slow)})")
     else:
-        lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: not measured ({ck_on.reason or ck_off.reason})")
+        lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: not measured: {ck_on.reason or ck_off.reason}")
     lines.append("")
 
     lines += ["## Runs", "", "Per run: longest per-rank wall time of the optimize call, subprocess time (startup "

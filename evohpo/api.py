@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .evolver import Evolver
+from .guided import ModelGuided, guided_propagator
 from .migration import IslandLayout, MigrationPolicy, topology_matrix
 from .propagators import Propagator, default_propagator, grid_search, random_search
 from .runner import Callback, LossFn, Result, Worker, stop_on_signals
@@ -19,6 +20,9 @@ from .space import Space
 from .transport import as_transport
 
 log = logging.getLogger("evohpo")
+
+
+GUIDED_POOL = 64  # individuals the model-guided propagator splits into good and the rest
 
 
 def setup_logging(rank: int, level: int = logging.INFO) -> None:
@@ -47,15 +51,17 @@ def split(total: int, parts: int) -> list[int]:
 
 def make_propagator(propagator: str | Propagator | None, space: Space, pop_size: int, rank: int,
                     size: int) -> Propagator:
-    """The strategy: "ga" (default), "random", "grid" (split across ranks), or a propagator instance."""
+    """The strategy: "ga" (default), "guided", "random", "grid" (split across ranks), or a propagator."""
     if propagator is None or propagator == "ga":
         return default_propagator(space, pop_size)
+    if propagator == "guided":
+        return guided_propagator(space, pop_size)
     if propagator == "random":
         return random_search(space)
     if propagator == "grid":
         return grid_search(space, offset=rank, stride=size)
     if isinstance(propagator, str) or not callable(propagator):
-        raise ValueError(f"propagator={propagator!r} must be 'ga', 'random', 'grid' or a callable propagator")
+        raise ValueError(f"propagator={propagator!r} must be 'ga', 'guided', 'random', 'grid' or a callable")
     return propagator
 
 
@@ -100,8 +106,9 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     pop_size = pop_size or max(8, 2 * layout.sizes[island])
     policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
                              emigrant_selection, pollinate)
-    evolver = Evolver(space, make_propagator(propagator, space, pop_size, rank, size), pop_size,
-                      seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island, rank=rank)
+    prop = make_propagator(propagator, space, pop_size, rank, size)
+    evolver = Evolver(space, prop, pop_size, seed=np.random.SeedSequence([seed, rank]), name=str(rank),
+                      island=island, rank=rank, pool_size=GUIDED_POOL if isinstance(prop, ModelGuided) else None)
 
     journal, done, total_done, requeued, queued = None, 0, 0, [], Counter()
     if checkpoint is not None:

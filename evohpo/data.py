@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 NUM_CLASSES = 10  # every dataset here has ten classes
+DOWNLOAD_TIMEOUT = 30.0  # seconds per network operation while downloading
 
 # name -> (torchvision class name, folder torchvision creates under the root)
 _TORCHVISION = {
@@ -94,11 +96,12 @@ def _torchvision_once_per_node(name: str, root: Path, download: bool, comm: Any)
     from evohpo.devices import split_node
 
     node = split_node(comm)
+    loaded = None
     try:
         error = None
         if node.Get_rank() == 0:
             try:
-                _torchvision(name, root, download)
+                loaded = _torchvision(name, root, download)
             except Exception as exc:  # every rank of the node must learn of it, not wait forever
                 error = exc
         # The broadcast doubles as the node barrier: nobody reads before rank 0 has finished.
@@ -109,7 +112,7 @@ def _torchvision_once_per_node(name: str, root: Path, download: bool, comm: Any)
         raise error
     if message is not None:
         raise RuntimeError(message)
-    return _torchvision(name, root, download=False)
+    return loaded if loaded is not None else _torchvision(name, root, download=False)
 
 
 def _torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Tensor]:
@@ -120,7 +123,10 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Tensor]
 
     cls_name, folder = _TORCHVISION[name]
     cls = getattr(torchvision.datasets, cls_name)
+    previous = socket.getdefaulttimeout()
     try:
+        # Compute nodes often drop outgoing packets: fail within a minute instead of hanging.
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
         ds = cls(str(root), train=True, download=download)
     except Exception as exc:
         how = "could not be downloaded" if download else "download is off"
@@ -129,6 +135,8 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Tensor]
             f"On a machine with internet (e.g. a login node) run:\n    {fetch_command(name, root)}\n"
             f"then pass --data-dir {root.resolve()}"
         ) from exc
+    finally:
+        socket.setdefaulttimeout(previous)
     data = torch.as_tensor(np.asarray(ds.data))
     images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # N x C x H x W
     images = images.contiguous().to(torch.float32).div_(255.0)

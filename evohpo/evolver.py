@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Mapping
@@ -23,16 +24,20 @@ class Evolver:
     """Breeds configurations from an island's population; ``ask`` a candidate, ``tell`` its loss.
 
     Args:
+        pop_size: individuals the genetic operators breed from (the best of the island).
+        pool_size: best individuals handed to the propagator (>= pop_size; model-guided ones use more).
         name: prefix of the ids this evolver hands out (unique per worker, e.g. the MPI rank).
         max_tries: breeding attempts before a duplicate child is replaced by a random configuration.
     """
 
     def __init__(self, space: Mapping[str, Any], propagator: Propagator | None = None, pop_size: int = 16,
-                 seed: int = 0, name: str = "0", island: int = 0, rank: int = 0, max_tries: int = 32) -> None:
+                 seed: int | np.random.SeedSequence = 0, name: str = "0", island: int = 0, rank: int = 0,
+                 max_tries: int = 32, pool_size: int | None = None) -> None:
         self.space = Space(space)
         self.pop_size = pop_size
+        self.pool_size = max(pool_size or pop_size, pop_size)
         self.propagator = propagator if propagator is not None else default_propagator(self.space, pop_size)
-        self.population = Population(self.space, pool_size=pop_size)
+        self.population = Population(self.space, pool_size=self.pool_size)
         self.rng = np.random.default_rng(seed)
         self.name, self.island, self.rank, self.max_tries = name, island, rank, max_tries
         self.generation = 0
@@ -62,11 +67,14 @@ class Evolver:
     def _first_unseen(self) -> dict[str, Any]:
         if any(isinstance(p, Float) for p in self.space.values()):
             raise SpaceExhausted("no unseen configuration found after repeated random draws")
-        points = max(len(p.values) if isinstance(p, Choice) else p.high - p.low + 1 for p in self.space.values())
-        for params in self.space.grid(points):
+        # every value of every axis (a grid of log-spaced Int points would skip integers)
+        axes = [p.values if isinstance(p, Choice) else range(p.low, p.high + 1) for p in self.space.values()]
+        for combo in itertools.product(*axes):
+            params = dict(zip(self.space, combo))
             if not self.population.seen(params):
                 return params
-        raise SpaceExhausted(f"all {len(self.population)} configurations of the space were evaluated")
+        raise SpaceExhausted(f"all {math.prod(len(a) for a in axes)} configurations of the space were evaluated "
+                             "or are being evaluated")
 
     def ticket(self, params: Mapping[str, Any]) -> tuple[str, int]:
         """The id and generation the individual of an asked configuration will have."""
@@ -124,6 +132,6 @@ class Evolver:
             self.propagator.load_state_dict(state["propagator"])
         if "individuals" in state:
             inactive = set(state.get("inactive", ()))
-            self.population = Population(self.space, pool_size=self.pop_size)
+            self.population = Population(self.space, pool_size=self.pool_size)
             for d in state["individuals"]:
                 self.population.add(Individual.from_dict(d), active=d["id"] not in inactive)

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,18 @@ ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def cnn_space() -> dict[str, Any]:
-    """The CNN search space: architecture, optimiser and regularisation knobs."""
+def cnn_space(max_channels: int = 64) -> dict[str, Any]:
+    """The CNN search space: architecture, optimiser and regularisation knobs.
+
+    ``channels`` (the first block's width; it doubles per block) ranges over powers of two from 8 to
+    ``max_channels``: 32 keeps CPU runs on small images quick, GPUs afford 128 or more.
+    """
+    if max_channels < 8:
+        raise ValueError(f"max_channels must be >= 8, got {max_channels=}")
+    widths = tuple(8 * 2**i for i in range(max_channels.bit_length()) if 8 * 2**i <= max_channels)
     return {
         "conv_layers": Int(1, 3),
-        "channels": Choice((8, 16, 32, 64)),
+        "channels": Choice(widths),
         "kernel_size": Choice((3, 5)),
         "activation": Choice(ACTIVATIONS),
         "lr": Float(1e-4, 1e-1, log=True),
@@ -225,7 +232,7 @@ class LightningObjective:
     The loss is ``-best val accuracy`` (``metric="val_acc"``) or the best validation cross-entropy
     (``metric="val_loss"``). Every call is one TensorBoard run under ``log_dir`` named after the
     evaluation in progress (:func:`evohpo.context.current`), with its hyperparameters and final metrics
-    in the HParams dashboard.
+    in the HParams dashboard. ``callbacks`` are extra Lightning callbacks for every training.
     """
 
     def __init__(
@@ -238,6 +245,7 @@ class LightningObjective:
         log_dir: str | os.PathLike[str] | None = "runs/trials",
         patience: int = 3,
         seed: int = 0,
+        callbacks: Sequence[Any] = (),
         quiet: bool = True,
     ) -> None:
         if epochs < 1:
@@ -253,6 +261,7 @@ class LightningObjective:
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.patience = patience
         self.seed = seed
+        self.callbacks = list(callbacks)
         self.quiet = quiet
         self._counter = itertools.count()
 
@@ -261,7 +270,7 @@ class LightningObjective:
         ctx = context.current()
         if ctx is None:
             return f"local-{os.getpid()}-{next(self._counter):04d}"
-        return f"island{ctx.island}/gen{ctx.generation:04d}-rank{ctx.rank}-{ctx.id}"
+        return f"island{ctx.island}/{ctx.id}"
 
     def __call__(self, params: dict[str, Any]) -> float:
         """Train one configuration; return the loss to minimise."""
@@ -295,7 +304,7 @@ class LightningObjective:
             devices=device.trainer_devices if device is not None else 1,
             max_epochs=self.epochs,
             logger=logger,
-            callbacks=[EarlyStopping(self.metric, mode=mode, patience=self.patience)],
+            callbacks=[EarlyStopping(self.metric, mode=mode, patience=self.patience), *self.callbacks],
             # LightningEnvironment: no SLURM/MPI cluster detection, hence no SLURM auto-requeue (SIGUSR1)
             # handler and no multi-process world built from SLURM_NTASKS or the MPI communicator.
             plugins=[LightningEnvironment()],
@@ -314,6 +323,8 @@ class LightningObjective:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*GPU available but not used.*")
             warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*", FutureWarning)
+            # Lightning probes for SLURM on every fit (checkpoint resume) even with LightningEnvironment.
+            warnings.filterwarnings("ignore", ".*`srun` command is available on your system.*")
             try:
                 trainer.fit(module, train, val)
             except SystemExit as exc:

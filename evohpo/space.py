@@ -38,6 +38,8 @@ class _Range:
                 raise ValueError(f"{self.kind} bound {name}={v!r} must be finite")
         if not low < high:
             raise ValueError(f"{self.kind} needs low < high, got {low=!r}, {high=!r}")
+        if not math.isfinite(float(high) - float(low)):  # else to_unit/from_unit overflow: every draw is high
+            raise ValueError(f"{self.kind} range is too wide: high - low overflows, got {low=!r}, {high=!r}")
         if log and low <= 0:
             raise ValueError(f"{self.kind} with log=True needs low > 0, got {low=!r}")
 
@@ -52,6 +54,8 @@ class _Range:
     def from_unit(self, u: float) -> Value:
         """The value at position ``u`` (clipped to [0, 1])."""
         u = min(1.0, max(0.0, float(u)))
+        if u in (0.0, 1.0):  # the bounds exactly (exp(log(low)) may be off by an ulp)
+            return self.clip(self.high if u else self.low)
         lo, hi = self._scale(self.low), self._scale(self.high)
         x = lo + u * (hi - lo)
         return self.clip(math.exp(x) if self.log else x)
@@ -104,6 +108,8 @@ class Int(_Range):
         for name, v in (("low", low), ("high", high)):
             if not _is_int(v):
                 raise TypeError(f"Int bound {name}={v!r} must be an int")
+            if not -(2**63) <= v < 2**63:  # numpy's integer sampling is 64-bit
+                raise ValueError(f"Int bound {name}={v!r} must fit in 64 bits, got {low=!r}, {high=!r}")
         self._check(low, high, log)
         self.low, self.high, self.log = int(low), int(high), log
 

@@ -1,0 +1,8 @@
+"""``python -m evohpo``: the command line (see ``evohpo.cli``)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
