@@ -145,7 +145,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     worker = Worker(loss_fn, evolver, transport, layout, policy, budget=min(budgets) if budgets else None,
                     time_limit=time_limit, journal=journal, on_error=on_error, callbacks=callbacks,
                     progress_interval=progress_interval, total_budget=total, done=done, requeued=requeued,
-                    checkpoint=None if checkpoint is None else str(checkpoint))
+                    checkpoint=None if checkpoint is None else str(checkpoint), resumed=total_done)
     with stop_on_signals(worker, grace_period):
         worker.run()
     result = worker.result(top_n)

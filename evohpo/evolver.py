@@ -91,9 +91,9 @@ class Evolver:
         key = self.space.key(params)
         if key not in self._pending:
             raise ValueError(f"tell() for a configuration that was not asked: {dict(params)!r}")
+        loss = float(loss)  # a bad loss raises here, before the configuration stops being pending
         ind_id, generation, asked = self._pending.pop(key)
         self.population.release(params)
-        loss = float(loss)
         if status is None:
             status = OK if error is None and math.isfinite(loss) else FAILED
         if status == FAILED and error is None:

@@ -213,6 +213,15 @@ class Conditional:
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         return (self.then if len(pool) >= self.pop_size else self.otherwise)(pool, rng)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {k: p.state_dict() for k, p in (("then", self.then), ("otherwise", self.otherwise))
+                if hasattr(p, "state_dict")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, p in (("then", self.then), ("otherwise", self.otherwise)):
+            if k in state:
+                p.load_state_dict(state[k])  # type: ignore[attr-defined]
+
 
 # --- strategies ---------------------------------------------------------------------------------------------
 

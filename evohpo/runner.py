@@ -53,6 +53,7 @@ class Result:
     elapsed: float
     reason: str
     checkpoint: str | None = None
+    resumed: int = 0  # evaluations restored from the checkpoint (not counted in n_evaluations)
     archive: list[Individual] = field(default_factory=list, repr=False)
     active: set[str] = field(default_factory=set, repr=False)
     messages: dict[str, int] = field(default_factory=dict, repr=False)  # this worker's sent/received/pending
@@ -69,7 +70,7 @@ class Worker:
                  policy: MigrationPolicy, *, budget: int | None = None, time_limit: float | None = None,
                  journal: Journal | None = None, on_error: str = "record", callbacks: Sequence[Callback] = (),
                  progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
-                 requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None) -> None:
+                 requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0) -> None:
         if on_error not in ("record", "raise"):
             raise ValueError(f"on_error={on_error!r} must be 'record' or 'raise'")
         self.loss_fn, self.evolver, self.transport, self.layout, self.policy = (
@@ -84,6 +85,7 @@ class Worker:
         self.progress_interval = progress_interval
         self.progress = Progress(total_budget, time_limit) if self.rank == 0 else None
         self.requeued = list(requeued)
+        self.resumed = resumed
         self.n_done = done  # this worker's finished evaluations, restored ones included
         self.n_run = 0  # evaluations run by this process
         self.n_failed = 0
@@ -296,7 +298,8 @@ class Worker:
         return Result(best=top[0] if top else None, top=top[:top_n], islands=islands,
                       n_evaluations=sum(m["done"] for m in everyone), n_failed=sum(m["failed"] for m in everyone),
                       n_interrupted=sum(m["interrupted"] for m in everyone), elapsed=time.time() - self._t0,
-                      reason=self.stop_reason or "", checkpoint=self.checkpoint, archive=list(pop),
+                      reason=self.stop_reason or "", checkpoint=self.checkpoint, resumed=self.resumed,
+                      archive=list(pop),
                       active={i.id for i in pop if pop.is_active(i.id)},
                       messages={"sent": int(self.transport.sent.sum()), "received": int(self.transport.received.sum()),
                                 "pending_sends": self.transport.pending_sends()})

@@ -107,6 +107,17 @@ def test_tell_of_a_config_not_asked_raises() -> None:
     assert len(ev.population) == 1
 
 
+def test_tell_with_a_loss_that_is_not_a_number_keeps_the_configuration_pending() -> None:
+    ev = Evolver(CONT, seed=13)
+    p = ev.ask()
+    with pytest.raises((TypeError, ValueError)):
+        ev.tell(p, None)  # type: ignore[arg-type]
+    with pytest.raises((TypeError, ValueError)):
+        ev.tell(p, "abc")  # type: ignore[arg-type]
+    assert ev.population.seen(p) and len(ev.population) == 0
+    assert ev.tell(p, 2.0).loss == 2.0  # the caller can still report it
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_loss_fails(bad) -> None:
     ev = Evolver(CONT, seed=6)

@@ -320,6 +320,19 @@ def test_conditional_uses_otherwise_below_pop_size() -> None:
         Conditional(0, tag("a"), tag("b"))
 
 
+def test_conditional_carries_the_state_of_its_branches() -> None:
+    rng = np.random.default_rng(21)
+    space = Space({"a": (0, 9)})
+    c = Conditional(100, then=RandomInit(space), otherwise=GridSearch(space, points=10))
+    first = [c([], rng)[0]["a"] for _ in range(4)]
+    assert first == [0, 1, 2, 3]
+    d = Conditional(100, then=RandomInit(space), otherwise=GridSearch(space, points=10))
+    d.load_state_dict(c.state_dict())
+    assert [d([], rng)[0]["a"] for _ in range(3)] == [4, 5, 6]
+    ga = default_propagator(space, 4)
+    ga.load_state_dict(ga.state_dict())  # no stateful step: an empty round trip
+
+
 def test_compose_applies_in_order() -> None:
     rng = np.random.default_rng(16)
     double = lambda ps, r: [p for p in ps for _ in range(2)]  # noqa: E731
