@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-dir", default="runs", help="TensorBoard directory ('' for none)")
     p.add_argument("--metric", choices=("val_acc", "val_loss"), default="val_acc", help="what the search minimises")
     p.add_argument("--time-limit", type=float, default=None, help="seconds after which no training starts")
+    p.add_argument("--grace-period", type=float, default=60.0,
+                   help="seconds a running training may finish after SIGTERM/SIGUSR1 before it is interrupted")
     args = p.parse_args(argv)
     if args.max_channels is None:
         args.max_channels = 32 if args.dataset == "digits" else 64
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=args.checkpoint,
             resume=not args.fresh,
             time_limit=args.time_limit,
+            grace_period=args.grace_period,
             callbacks=callbacks,
         )
     finally:

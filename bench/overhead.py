@@ -1,6 +1,6 @@
 """Optimizer overhead benchmark: evohpo vs Propulate 1.2.2 on a zero-cost objective, side by side.
 
-    python bench/overhead.py            # full run (~10-15 min on 2 cores); writes bench/results/overhead.md
+    python bench/overhead.py            # full run (~8 min on 2 busy cores); writes bench/results/overhead.md
     python bench/overhead.py --quick    # a smaller run (~2 min)
 
 Every measurement is one ``mpiexec -n R python -m mpi4py bench/overhead.py --worker ...`` subprocess (with a
@@ -137,7 +137,12 @@ def _run_propulate(args: argparse.Namespace, rec: Recorder, space: Any, comm: An
                             checkpoint_path=path)
     propulator.propulate(logging_interval=10**9, debug=0)
     propulator.summarize(top_n=1, debug=0)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    if not args.checkpoint:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    return wall
 
 
 def worker(args: argparse.Namespace) -> None:

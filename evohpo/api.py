@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from . import checkpoint as ck
 from .evolver import Evolver
 from .guided import ModelGuided, guided_propagator
 from .migration import IslandLayout, MigrationPolicy, topology_matrix
 from .propagators import Propagator, default_propagator, grid_search, random_search
-from .runner import Callback, LossFn, Result, Worker, stop_on_signals
+from .runner import Callback, LossFn, Result, StopSignals, Worker
 from .space import Space
 from .transport import as_transport
 
@@ -98,63 +99,79 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     if not callable(loss_fn):
         raise TypeError(f"loss_fn={loss_fn!r} must be callable as loss_fn(params) -> float")
 
-    transport = as_transport(comm)
+    with StopSignals(grace_period) as signals:  # from the start: a signal during start-up is not fatal
+        transport = as_transport(comm)
+        rank, size = transport.rank, transport.size
+        setup_logging(rank)
+        layout = IslandLayout.make(size, islands, island_sizes)
+        island = layout.island_of(rank)
+        pop_size = pop_size or max(8, 2 * layout.sizes[island])
+        policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
+                                 emigrant_selection, pollinate)
+        prop = make_propagator(propagator, space, pop_size, rank, size)
+        evolver = Evolver(space, prop, pop_size, seed=np.random.SeedSequence([seed, rank]), name=str(rank),
+                          island=island, rank=rank, pool_size=GUIDED_POOL if isinstance(prop, ModelGuided) else None)
+
+        journal, done, total_done, requeued, queued = None, 0, 0, [], Counter()
+        if checkpoint is not None:
+            journal, done, total_done, requeued, queued = _open_checkpoint(
+                str(checkpoint), resume, fsync_interval, space, layout, transport, evolver, policy, seed)
+
+        budgets = []
+        if generations is not None:
+            budgets.append(generations)
+        if max_evaluations is not None:  # what is left, split so that each rank can re-run its unfinished ones
+            left = max_evaluations - total_done - sum(queued.values())
+            budgets.append(done + queued[rank] + split(left, size)[rank])
+        total = max_evaluations if max_evaluations is not None else (generations * size if generations else None)
+        worker = Worker(loss_fn, evolver, transport, layout, policy, budget=min(budgets) if budgets else None,
+                        time_limit=time_limit, journal=journal, on_error=on_error, callbacks=callbacks,
+                        progress_interval=progress_interval, total_budget=total, done=done, requeued=requeued,
+                        checkpoint=None if checkpoint is None else str(checkpoint), resumed=total_done,
+                        signals=signals, share_budget=generations is None)
+        try:
+            worker.run()
+            result = worker.result(top_n)
+        finally:
+            if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
+                transport.free()
+        if rank == 0 and result.best is not None:
+            where = f"; journals in {checkpoint}" if checkpoint else ""
+            log.info("done (%s): %d evaluations, %d failed; best loss %.6g with %s (id %s, island %d)%s",
+                     result.reason, result.n_evaluations, result.n_failed, result.best.loss, result.best.params,
+                     result.best.id, result.best.island, where)
+        return result
+
+
+def _open_checkpoint(checkpoint: str, resume: bool, fsync_interval: float, space: Space, layout: IslandLayout,
+                     transport: Any, evolver: Evolver, policy: MigrationPolicy,
+                     seed: int) -> tuple[Any, int, int, list[dict[str, Any]], Counter[int]]:
+    """Prepare (rank 0) or resume the checkpoint directory and open this rank's journal.
+
+    Returns (journal, own done, total done, this rank's unfinished to run first, unfinished per rank).
+    """
     rank, size = transport.rank, transport.size
-    setup_logging(rank)
-    layout = IslandLayout.make(size, islands, island_sizes)
-    island = layout.island_of(rank)
-    pop_size = pop_size or max(8, 2 * layout.sizes[island])
-    policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
-                             emigrant_selection, pollinate)
-    prop = make_propagator(propagator, space, pop_size, rank, size)
-    evolver = Evolver(space, prop, pop_size, seed=np.random.SeedSequence([seed, rank]), name=str(rank),
-                      island=island, rank=rank, pool_size=GUIDED_POOL if isinstance(prop, ModelGuided) else None)
-
-    journal, done, total_done, requeued, queued = None, 0, 0, [], Counter()
-    if checkpoint is not None:
-        from . import checkpoint as ck
-
-        meta = {"format": ck.FORMAT, "space": space.describe(), "islands": list(layout.sizes), "ranks": size}
-        outcome: Any = None
-        if rank == 0:
-            try:
-                outcome = ck.prepare(checkpoint, meta, resume)
-            except Exception as e:  # every rank raises it, not only rank 0
-                outcome = e
-        outcome = transport.allgather(outcome)[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        if outcome == "resume":
-            restored = ck.restore(checkpoint)
-            done, total_done, requeued, queued = _apply_restore(restored, evolver, policy, layout, rank, seed)
-            log.info("resumed %d evaluations from %s (this rank: %d done, %d unfinished to run first)",
-                     total_done, checkpoint, done, len(requeued))
-        transport.allgather(None)  # nobody writes before everyone has read the journals
-        journal = ck.Journal(checkpoint, rank, fsync_interval=fsync_interval)
-        if outcome == "resume":
-            journal.write({"ev": "resume", "resumed": total_done, "unfinished": len(requeued),
-                           "t": time.time()})
-
-    budgets = []
-    if generations is not None:
-        budgets.append(generations)
-    if max_evaluations is not None:  # what is left, split so that each rank can re-run its unfinished ones
-        left = max_evaluations - total_done - sum(queued.values())
-        budgets.append(done + queued[rank] + split(left, size)[rank])
-    total = max_evaluations if max_evaluations is not None else (generations * size if generations else None)
-    worker = Worker(loss_fn, evolver, transport, layout, policy, budget=min(budgets) if budgets else None,
-                    time_limit=time_limit, journal=journal, on_error=on_error, callbacks=callbacks,
-                    progress_interval=progress_interval, total_budget=total, done=done, requeued=requeued,
-                    checkpoint=None if checkpoint is None else str(checkpoint), resumed=total_done)
-    with stop_on_signals(worker, grace_period):
-        worker.run()
-    result = worker.result(top_n)
-    if rank == 0 and result.best is not None:
-        where = f"; journals in {checkpoint}" if checkpoint else ""
-        log.info("done (%s): %d evaluations, %d failed; best loss %.6g with %s (id %s, island %d)%s",
-                 result.reason, result.n_evaluations, result.n_failed, result.best.loss, result.best.params,
-                 result.best.id, result.best.island, where)
-    return result
+    done, total_done, requeued, queued = 0, 0, [], Counter()
+    meta = {"format": ck.FORMAT, "space": space.describe(), "islands": list(layout.sizes), "ranks": size}
+    outcome: Any = None
+    if rank == 0:
+        try:
+            outcome = ck.prepare(checkpoint, meta, resume)
+        except Exception as e:  # every rank raises it, not only rank 0
+            outcome = e
+    outcome = transport.allgather(outcome)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    if outcome == "resume":
+        restored = ck.restore(checkpoint)
+        done, total_done, requeued, queued = _apply_restore(restored, evolver, policy, layout, rank, seed)
+        log.info("resumed %d evaluations from %s (this rank: %d done, %d unfinished to run first)",
+                 total_done, checkpoint, done, len(requeued))
+    transport.allgather(None)  # nobody writes before everyone has read the journals
+    journal = ck.Journal(checkpoint, rank, fsync_interval=fsync_interval)
+    if outcome == "resume":
+        journal.write({"ev": "resume", "resumed": total_done, "unfinished": len(requeued), "t": time.time()})
+    return journal, done, total_done, requeued, queued
 
 
 def _apply_restore(restored: Any, evolver: Evolver, policy: MigrationPolicy, layout: IslandLayout, rank: int,
@@ -170,6 +187,9 @@ def _apply_restore(restored: Any, evolver: Evolver, policy: MigrationPolicy, lay
     for isl, ind in restored.copies:
         if isl == island:
             evolver.add(ind)
+    for rec in restored.unfinished:  # in flight somewhere on the island: nobody breeds them again
+        if rec["island"] % layout.n_islands == island:
+            evolver.population.reserve(rec["params"])
     policy.hops.update(restored.hops)
     state = restored.states.get(rank)
     if state is not None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,9 @@ class Worker:
                  policy: MigrationPolicy, *, budget: int | None = None, time_limit: float | None = None,
                  journal: Journal | None = None, on_error: str = "record", callbacks: Sequence[Callback] = (),
                  progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
-                 requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0) -> None:
+                 requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0,
+                 signals: StopSignals | None = None, share_budget: bool = False,
+                 state_interval: float = 10.0) -> None:
         if on_error not in ("record", "raise"):
             raise ValueError(f"on_error={on_error!r} must be 'record' or 'raise'")
         self.loss_fn, self.evolver, self.transport, self.layout, self.policy = (
@@ -91,43 +93,78 @@ class Worker:
         self.n_failed = 0
         self.n_interrupted = 0
         self.stop_reason: str | None = None
-        self.signalled: str | None = None  # set by a signal handler; acted on by the loop
-        self.evaluating = False
+        self.signals = signals or StopSignals(None)
+        self.share_budget = share_budget and budget is not None  # island peers hand over unstarted evaluations
+        self._retired: set[int] = set()
+        self._answered: set[int] = set()
         self._progress: dict[int, tuple[int, float]] = {}
-        self._t0 = self._last_report = time.time()
+        self._t0 = self._last_report = self._last_state = time.time()
+        self.state_interval = state_interval
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self) -> str:
         """Work until the budget, the time limit, a stop signal or an exhausted space; then terminate cleanly."""
         self._t0 = self._last_report = time.time()
+        unshared: Individual | None = None
         while True:
             self._handle(self.transport.poll())
-            reason = self._stop_check()
+            reason, params = self._stop_check(), None
+            if not reason:
+                try:
+                    params = self._next()
+                except SpaceExhausted as e:
+                    reason = f"space exhausted: {e}"
+            self._share(unshared, params)
             if reason:
                 self.stop_reason = reason
                 break
-            try:
-                params = self._next()
-            except SpaceExhausted as e:
-                reason = self.stop_reason = f"space exhausted: {e}"
-                break
-            ind = self._evaluate(params)
-            self._record(ind)
+            unshared = self._record(self._evaluate(params))
             self._maybe_migrate()
             self._report()
         self._finish(reason)
         return reason
 
+    def _share(self, ind: Individual | None, params: dict[str, Any] | None) -> None:
+        """One message per island peer: the last result and the configuration starting now (so no peer breeds it)."""
+        if ind is not None or params is not None:
+            for peer in self.peers:
+                self.transport.send(peer, Tag.RESULT, (ind, params))
+
     def _stop_check(self) -> str | None:
-        if self.signalled:
-            self.request_stop(self.signalled)
+        if self.signals.reason:
+            self.request_stop(self.signals.reason)
         if self.stop_reason:
             return self.stop_reason
-        if self.budget is not None and self.n_done >= self.budget:
+        if self.budget is not None and self.n_done >= self.budget and not self._ask_for_budget():
             return "budget reached"
         if self.time_limit is not None and time.time() - self._t0 >= self.time_limit:
             return f"time limit of {self.time_limit:g} s reached"
         return None
+
+    def _ask_for_budget(self) -> bool:
+        """Out of evaluations: ask the island's peers for half of their unstarted ones; True if some came."""
+        asked = [p for p in self.peers if p not in self._retired] if self.share_budget else []
+        if not asked:
+            return False
+        self._answered.clear()
+        for peer in asked:
+            self.transport.send(peer, Tag.ASK, None)
+        pause = 1e-4
+        while not all(p in self._answered or p in self._retired for p in asked):
+            msgs = self.transport.poll()
+            self._handle(msgs)
+            if not msgs:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+        return self.n_done < self.budget  # type: ignore[operator]
+
+    def _give(self, asker: int) -> None:
+        """Answer an ASK with half of the evaluations this worker has not started (nothing once retired)."""
+        if self.transport.closing:
+            return  # the asker counts our RETIRED as the answer
+        spare = max(0, self.budget - self.n_done - len(self.requeued)) // 2 if self.budget is not None else 0
+        self.budget = None if self.budget is None else self.budget - spare
+        self.transport.send(asker, Tag.GIFT, spare)
 
     def request_stop(self, reason: str, broadcast: bool = True) -> None:
         """Start no new evaluation; tell every other worker to do the same."""
@@ -151,7 +188,7 @@ class Worker:
                             "rank": self.rank, "gen": gen, "t": time.time()})
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
         start, error, status, loss = time.time(), None, None, math.nan
-        self.evaluating = True
+        self.signals.evaluating = True
         try:
             with evaluating(ctx):
                 loss = float(self.loss_fn(params))
@@ -168,26 +205,34 @@ class Worker:
                     self.transport.abort(1)
                 raise
         finally:
-            self.evaluating = False
+            self.signals.evaluating = False
         ind = self.evolver.tell(params, loss, error=error, status=status, start=start, end=time.time())
         if error and status is None:
             log.warning("evaluation %s failed (params %s): %s", ind_id, params, error.splitlines()[-1])
         return ind
 
-    def _record(self, ind: Individual) -> None:
+    def _record(self, ind: Individual) -> Individual | None:
+        """Journal and count a finished evaluation; return it unless it was interrupted (not to be shared)."""
         self.journal.write({"ev": "end", **ind.to_dict(), "t": ind.end})
         if ind.status == INTERRUPTED:
             self.n_interrupted += 1
-            return
+            return None
         self.n_done += 1
         self.n_run += 1
         self.n_failed += ind.status == FAILED
+        self._write_state()
+        self._notify(ind)
+        return ind
+
+    def _write_state(self, force: bool = False) -> None:
+        """What resuming needs beyond the results (rng, counters): every ``state_interval`` seconds and at exit."""
+        now = time.time()
+        if not force and now - self._last_state < self.state_interval:
+            return
+        self._last_state = now
         state = self.evolver.state_dict(population=False)
         self.journal.write({"ev": "state", "rank": self.rank, "gen": state["generation"], "evals": self.n_done,
-                            **{k: v for k, v in state.items() if k != "generation"}, "t": time.time()})
-        for peer in self.peers:
-            self.transport.send(peer, Tag.RESULT, ind)
-        self._notify(ind)
+                            **{k: v for k, v in state.items() if k != "generation"}, "t": now})
 
     def _notify(self, ind: Individual) -> None:
         for cb in self.callbacks:
@@ -196,9 +241,8 @@ class Worker:
     # --- messages -------------------------------------------------------------------------------------
     def _handle(self, msgs: list[tuple[int, int, Any]]) -> None:
         for src, tag, payload in msgs:
-            if tag == Tag.RESULT:  # active unless it already moved away (a later hop overtook this message)
-                if self.evolver.add(payload, active=payload.id not in self.policy.hops):
-                    self._notify(payload)
+            if tag == Tag.RESULT:
+                self._peer_result(*payload)
             elif tag == Tag.MIGRANT:
                 self._immigrate(*payload)
             elif tag == Tag.DEACTIVATE:
@@ -209,6 +253,22 @@ class Worker:
                 self._progress[src] = payload
             elif tag == Tag.STOP:
                 self.request_stop(f"{payload} (on rank {src})", broadcast=False)
+            elif tag == Tag.ASK:
+                self._give(src)
+            elif tag == Tag.GIFT:
+                self.budget += payload  # type: ignore[operator]
+                self._answered.add(src)
+            elif tag == Tag.RETIRED:
+                self._retired.add(src)
+
+    def _peer_result(self, ind: Individual | None, starting: dict[str, Any] | None) -> None:
+        pop = self.evolver.population
+        if ind is not None:
+            pop.release(ind.params)
+            if self.evolver.add(ind, active=ind.id not in self.policy.hops):  # unless it moved on already
+                self._notify(ind)
+        if starting is not None:
+            pop.reserve(starting)
 
     def _immigrate(self, mode: str, batch: list[tuple[Individual, int]]) -> None:
         pop = self.evolver.population
@@ -266,7 +326,11 @@ class Worker:
         self.progress.update(done, best_loss, rate, now - self._t0)
 
     def _finish(self, reason: str) -> None:
+        self._write_state(force=True)
         self.journal.write({"ev": "done", "reason": reason, "evals": self.n_done, "t": time.time()})
+        if self.share_budget:
+            for peer in self.peers:
+                self.transport.send(peer, Tag.RETIRED, None)
         self.transport.close()
         pause = 1e-4
         while not self.transport.finished():
@@ -284,7 +348,8 @@ class Worker:
     def result(self, top_n: int = 10) -> Result:
         """Gather every island's best to all workers (a collective: call on every worker after ``run``)."""
         pop = self.evolver.population
-        mine = {"island": self.island, "top": pop.pool()[:top_n], "done": self.n_run,
+        best = heapq.nsmallest(top_n, (i for i in pop if i.ok), key=lambda i: (i.loss, i.id))
+        mine = {"island": self.island, "top": best, "done": self.n_run,
                 "failed": self.n_failed,
                 "interrupted": self.n_interrupted, "reason": self.stop_reason or ""}
         everyone = self.transport.allgather(mine)
@@ -305,28 +370,36 @@ class Worker:
                                 "pending_sends": self.transport.pending_sends()})
 
 
-@contextmanager
-def stop_on_signals(worker: Worker, grace: float | None,
-                    signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1)) -> Iterator[None]:
-    """SIGTERM/SIGUSR1 stop new evaluations; a running one gets ``grace`` seconds, then is interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopSignals:
+    """SIGTERM/SIGUSR1 stop new evaluations; a running one gets ``grace`` seconds, then is interrupted.
 
-    def on_stop(signum: int, frame: Any) -> None:
-        worker.signalled = f"received {signal.Signals(signum).name}"
-        if worker.evaluating and grace is not None:
-            signal.setitimer(signal.ITIMER_REAL, max(grace, 1e-3))
+    A context manager, entered as early as possible so that a signal during start-up is not fatal either.
+    """
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        if worker.evaluating:
+    def __init__(self, grace: float | None, signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1)) -> None:
+        self.grace, self.signals = grace, tuple(signals)
+        self.reason: str | None = None  # set by the handler; acted on by the worker loop
+        self.evaluating = False
+        self._previous: dict[int, Any] = {}
+
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        self.reason = f"received {signal.Signals(signum).name}"
+        if self.evaluating and self.grace is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(self.grace, 1e-3))
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self.evaluating:
             raise EvaluationInterrupted()
 
-    previous = {s: signal.signal(s, on_stop) for s in signals}
-    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for s, h in previous.items():
-            signal.signal(s, h)
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_stop) for s in self.signals}
+            self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_alarm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for s, h in self._previous.items():
+                signal.signal(s, h)
+            self._previous = {}

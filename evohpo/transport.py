@@ -28,6 +28,9 @@ class Tag(enum.IntEnum):
     DEACTIVATE = 73  # individuals that left the receiver's island
     PROGRESS = 74  # a worker's counters, for rank 0's progress report
     STOP = 75  # stop starting evaluations (a signal reached the sender)
+    ASK = 76  # the sender used up its evaluations: may it have some of the receiver's?
+    GIFT = 77  # evaluations handed over in answer to ASK (possibly none)
+    RETIRED = 78  # the sender starts no more evaluations and answers no more ASKs
 
 
 class Transport(ABC):
@@ -42,6 +45,11 @@ class Transport(ABC):
         self.received = np.zeros(size, dtype=np.int64)
         self._expected: np.ndarray | None = None
         self._closing = False
+
+    @property
+    def closing(self) -> bool:
+        """True after ``close``: this worker sends nothing more."""
+        return self._closing
 
     def send(self, dest: int, tag: Tag, payload: Any) -> None:
         if self._closing:
@@ -97,6 +105,9 @@ class Transport(ABC):
 
     def abort(self, code: int = 1) -> None:  # noqa: B027 (in-process workers just raise)
         """End all workers at once (a fatal error on one of them)."""
+
+    def free(self) -> None:  # noqa: B027 (nothing to free in-process)
+        """Release what the transport holds (after the final gather)."""
 
 
 class MPITransport(Transport):

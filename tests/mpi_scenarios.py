@@ -23,7 +23,7 @@ COMM = MPI.COMM_WORLD
 RANK = COMM.Get_rank()
 
 
-def sphere(sleep: tuple[float, float] | None = None, fail_every: int = 0, seed: int = 0):
+def sphere(sleep: tuple[float, float] | None = None, fail_every: int = 0, seed: int = 0, slow_rank0: float = 1.0):
     """A 3-D sphere loss; optionally sleeps a random time, raises or returns NaN on a share of calls."""
     problem = benchmarks.get("sphere", 3)
     rng = np.random.default_rng([seed, RANK])
@@ -34,7 +34,7 @@ def sphere(sleep: tuple[float, float] | None = None, fail_every: int = 0, seed: 
         calls["n"] += 1
         try:
             if sleep:
-                time.sleep(rng.uniform(*sleep))
+                time.sleep(rng.uniform(*sleep) * (slow_rank0 if RANK == 0 else 1.0))
             if fail_every and calls["n"] % fail_every == 0:
                 if calls["n"] % (2 * fail_every) == 0:
                     calls["nan"] += 1
@@ -54,7 +54,7 @@ def main() -> None:
         Path(os.environ["EVOHPO_TEST_PIDDIR"], f"rank-{RANK}.pid").write_text(str(os.getpid()))
     opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     problem, loss, calls = sphere(tuple(opts.pop("sleep")) if "sleep" in opts else None,
-                                  opts.pop("fail_every", 0), opts.get("seed", 0))
+                                  opts.pop("fail_every", 0), opts.get("seed", 0), opts.pop("slow_rank0", 1.0))
     if name == "raise":
         def loss(params):  # noqa: F811 - rank 1 fails at once
             if RANK == 1:

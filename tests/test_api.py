@@ -34,8 +34,6 @@ def test_result_best_and_top_sorted() -> None:
     assert r.elapsed > 0 and r.checkpoint is None
 
 
-@pytest.mark.xfail(reason="BUG (runner.py Worker.result): top is cut to the breeding pool (pop_size, default 8), "
-                          "so top_n > pop_size returns fewer individuals than evaluated", strict=False)
 def test_top_n_larger_than_pop_size() -> None:
     r = evohpo.optimize(quad, SPACE, generations=60, seed=1, comm=None, top_n=20)
     assert [i.loss for i in r.top] == sorted(i.loss for i in r.archive)[:20]
@@ -242,8 +240,6 @@ def test_import_does_not_import_torch() -> None:
     assert json.loads(out.strip().splitlines()[-1]) == []
 
 
-@pytest.mark.xfail(reason="BUG (api.py / transport.py): every optimize() call Dup()s COMM_WORLD and never frees "
-                          "it; MPICH runs out of communicators after ~2046 calls in one process", strict=False)
 def test_many_optimize_calls_in_one_process() -> None:
     out = run_python("""
         import logging
