@@ -96,7 +96,8 @@ class Worker:
         self.signals = signals or StopSignals(None)
         self.share_budget = share_budget and budget is not None  # island peers hand over unstarted evaluations
         self._retired: set[int] = set()
-        self._answered: set[int] = set()
+        self._asked: set[int] = set()  # peers whose answer to our ASK is outstanding
+        self._gained, self._dry = 0, False
         self._progress: dict[int, tuple[int, float]] = {}
         self._t0 = self._last_report = self._last_state = time.time()
         self.state_interval = state_interval
@@ -115,6 +116,8 @@ class Worker:
                 except SpaceExhausted as e:
                     reason = f"space exhausted: {e}"
             self._share(unshared, params)
+            if not reason and self.share_budget and self.budget - self.n_done <= 1:  # type: ignore[operator]
+                self._ask()  # starting our last one: the answers arrive while it runs
             if reason:
                 self.stop_reason = reason
                 break
@@ -142,21 +145,35 @@ class Worker:
         return None
 
     def _ask_for_budget(self) -> bool:
-        """Out of evaluations: ask the island's peers for half of their unstarted ones; True if some came."""
-        asked = [p for p in self.peers if p not in self._retired] if self.share_budget else []
-        if not asked:
+        """Out of evaluations: wait for the answers to our ASK (sent one evaluation early); True if some came."""
+        if not self.share_budget:
             return False
-        self._answered.clear()
-        for peer in asked:
-            self.transport.send(peer, Tag.ASK, None)
+        if not self._dry:
+            self._ask()
         pause = 1e-4
-        while not all(p in self._answered or p in self._retired for p in asked):
+        while self._asked:
             msgs = self.transport.poll()
             self._handle(msgs)
             if not msgs:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.01)
         return self.n_done < self.budget  # type: ignore[operator]
+
+    def _ask(self) -> None:
+        """Ask every island peer still working for half of its unstarted evaluations (one round at a time)."""
+        if self.share_budget and not self._asked and not self._dry:
+            self._asked = {p for p in self.peers if p not in self._retired}
+            self._gained = 0
+            for peer in self._asked:
+                self.transport.send(peer, Tag.ASK, None)
+            self._dry = not self._asked
+
+    def _answered(self, peer: int, gift: int) -> None:
+        if peer in self._asked:
+            self._asked.discard(peer)
+            self._gained += gift
+            if not self._asked and self._gained == 0:
+                self._dry = True  # everyone is down to its last evaluation: asking again cannot help
 
     def _give(self, asker: int) -> None:
         """Answer an ASK with half of the evaluations this worker has not started (nothing once retired)."""
@@ -257,9 +274,10 @@ class Worker:
                 self._give(src)
             elif tag == Tag.GIFT:
                 self.budget += payload  # type: ignore[operator]
-                self._answered.add(src)
+                self._answered(src, payload)
             elif tag == Tag.RETIRED:
                 self._retired.add(src)
+                self._answered(src, 0)
 
     def _peer_result(self, ind: Individual | None, starting: dict[str, Any] | None) -> None:
         pop = self.evolver.population
