@@ -68,15 +68,16 @@ def build(
     t_start = time.perf_counter()
     n_new = 0
     with open(partial, "a") as f:
-        for i, params in enumerate(points):
+        for params in points:
             k = key(params, names)
             if k in done:
                 continue
             t0 = time.perf_counter()
             errs = [float(evaluate(params, s)) for s in range(seeds)]
             dt = time.perf_counter() - t0
+            per_seed = seconds(params) if seconds else dt / seeds
             row = {"params": params, "val_error": [round(e, 6) for e in errs],
-                   "mean": round(statistics.fmean(errs), 6), "train_seconds": round(seconds(params) if seconds else dt / seeds, 4)}
+                   "mean": round(statistics.fmean(errs), 6), "train_seconds": round(per_seed, 4)}
             done[k] = row
             f.write(json.dumps(row) + "\n")
             f.flush()

@@ -47,8 +47,8 @@ class Table:
         self.metric: str = data.get("metric", "val_error")
         self.seeds: int = int(data["seeds"])
         self.levels: dict[str, list] = {k: list(v) for k, v in data["space"].items()}
-        self.ordered: dict[str, bool] = dict(data.get("ordered") or
-                                             {k: all(not isinstance(x, str) for x in v) for k, v in self.levels.items()})
+        default_ordered = {k: all(not isinstance(x, str) for x in v) for k, v in self.levels.items()}
+        self.ordered: dict[str, bool] = dict(data.get("ordered") or default_ordered)
         self.meta: dict[str, Any] = {k: v for k, v in data.items()
                                      if k not in ("rows", "space", "ordered", "name", "description", "metric", "seeds")}
         self.rows: list[dict[str, Any]] = list(data["rows"])
