@@ -24,8 +24,9 @@ class Evolver:
     """Breeds configurations from an island's population; ``ask`` a candidate, ``tell`` its loss.
 
     Args:
-        pop_size: individuals the genetic operators breed from (the best of the island).
-        pool_size: best individuals handed to the propagator (>= pop_size; model-guided ones use more).
+        pop_size: size of the breeding population (the best of the island).
+        pool_size: how many of the best are handed to the propagator (default pop_size; the model-guided one
+            takes more and breeds from the first pop_size of them).
         name: prefix of the ids this evolver hands out (unique per worker, e.g. the MPI rank).
         max_tries: breeding attempts before a duplicate child is replaced by a random configuration.
     """
@@ -50,7 +51,10 @@ class Evolver:
         pool = [ind.params for ind in self.population.pool()]
         for attempt in range(2 * self.max_tries):
             breed = self.propagator if attempt < self.max_tries else self._random
-            child = breed(pool, self.rng)[0]
+            children = breed(pool, self.rng)
+            if not children:
+                raise ValueError(f"propagator {breed!r} returned no configuration for a pool of {len(pool)}")
+            child = children[0]
             if not self.population.seen(child):
                 break
         else:
