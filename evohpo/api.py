@@ -15,7 +15,7 @@ from . import checkpoint as ck
 from .evolver import Evolver
 from .guided import ModelGuided, guided_propagator
 from .migration import IslandLayout, MigrationPolicy, topology_matrix
-from .propagators import Propagator, default_propagator, grid_search, random_search
+from .propagators import AdaptiveGA, Portfolio, Propagator, default_propagator, grid_search, random_search
 from .runner import Callback, LossFn, Result, StopSignals, Worker
 from .space import Space
 from .transport import as_transport
@@ -23,6 +23,7 @@ from .transport import as_transport
 log = logging.getLogger("evohpo")
 
 
+STRATEGIES = ("ga", "adaptive", "guided", "random", "grid")
 GUIDED_POOL = 64  # individuals the model-guided propagator splits into good and the rest
 
 
@@ -52,17 +53,19 @@ def split(total: int, parts: int) -> list[int]:
 
 def make_propagator(propagator: str | Propagator | None, space: Space, pop_size: int, rank: int,
                     size: int) -> Propagator:
-    """The strategy: "ga" (default), "guided", "random", "grid" (split across ranks), or a propagator."""
+    """The strategy: "ga" (default), "adaptive", "guided", "random", "grid" (split across ranks), or a propagator."""
     if propagator is None or propagator == "ga":
         return default_propagator(space, pop_size)
     if propagator == "guided":
         return guided_propagator(space, pop_size)
+    if propagator == "adaptive":
+        return Portfolio([default_propagator(space, pop_size), AdaptiveGA(space, pop_size)], decay=0.99)
     if propagator == "random":
         return random_search(space)
     if propagator == "grid":
         return grid_search(space, offset=rank, stride=size)
     if isinstance(propagator, str) or not callable(propagator):
-        raise ValueError(f"propagator={propagator!r} must be 'ga', 'guided', 'random', 'grid' or a callable")
+        raise ValueError(f"propagator={propagator!r} must be one of {STRATEGIES} or a callable")
     return propagator
 
 

@@ -108,6 +108,10 @@ class Evolver:
                          island=self.island, rank=self.rank, generation=generation,
                          start=asked if start is None else start, end=time.time() if end is None else end,
                          error=error)
+        feedback = getattr(self.propagator, "feedback", None)
+        if feedback is not None:  # did the child make it into the breeding population?
+            pool = self.population.pool()
+            feedback(ind.params, ind.ok and (len(pool) < self.pop_size or ind.loss < pool[self.pop_size - 1].loss))
         self.population.add(ind)
         return ind
 

@@ -17,37 +17,13 @@ from typing import Any
 import numpy as np
 
 from .propagators import Params, Propagator, RandomInit, default_propagator
-from .space import Choice, Space
-
-
-class _Encoding:
-    """Configurations as a matrix: numeric parameters on the unit interval, choices as indices."""
-
-    def __init__(self, space: Space) -> None:
-        self.space = space
-        self.numeric = [n for n, p in space.items() if not isinstance(p, Choice)]
-        self.choices = [n for n, p in space.items() if isinstance(p, Choice)]
-
-    def unit(self, configs: Sequence[Params]) -> np.ndarray:
-        out = np.empty((len(configs), len(self.numeric)))
-        for j, name in enumerate(self.numeric):
-            p = self.space[name]
-            v = np.array([c[name] for c in configs], dtype=float)
-            lo, hi = (math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)
-            out[:, j] = ((np.log(v) if p.log else v) - lo) / (hi - lo)
-        return out
-
-    def index(self, configs: Sequence[Params]) -> np.ndarray:
-        out = np.empty((len(configs), len(self.choices)), dtype=int)
-        for j, name in enumerate(self.choices):
-            out[:, j] = [self.space[name].index(c[name]) for c in configs]  # type: ignore[union-attr]
-        return out
+from .space import Encoding, Space
 
 
 class _Parzen:
     """Per-parameter kernel densities of one set of encoded configurations (independent parameters)."""
 
-    def __init__(self, enc: _Encoding, unit: np.ndarray, index: np.ndarray, prior: float = 1.0) -> None:
+    def __init__(self, enc: Encoding, unit: np.ndarray, index: np.ndarray, prior: float = 1.0) -> None:
         n = max(len(unit), 1)
         self.enc, self.unit, self.prior = enc, unit, prior
         spread = unit.std(axis=0) if len(unit) > 1 else np.full(unit.shape[1], 0.25)
@@ -113,7 +89,7 @@ class ModelGuided:
         self.n_startup = n_startup if n_startup is not None else max(pop_size, 10)
         self.breed = breed if breed is not None else default_propagator(self.space, pop_size)
         self.random = RandomInit(self.space)
-        self.enc = _Encoding(self.space)
+        self.enc = Encoding(self.space)
 
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         if len(pool) < self.n_startup:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -309,3 +309,29 @@ class Space(Mapping[str, Param]):
             else:
                 params[n] = {"Float": Float, "Int": Int}[d["type"]](d["low"], d["high"], d["log"])
         return cls(params)
+
+
+class Encoding:
+    """Configurations as a matrix: numeric parameters on the unit interval, choices as indices."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        self.numeric = [n for n, p in space.items() if not isinstance(p, Choice)]
+        self.choices = [n for n, p in space.items() if isinstance(p, Choice)]
+
+    def unit(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Numeric parameters of ``configs`` on the unit interval (log-aware), one row per configuration."""
+        out = np.empty((len(configs), len(self.numeric)))
+        for j, name in enumerate(self.numeric):
+            p = self.space[name]
+            v = np.array([c[name] for c in configs], dtype=float)
+            lo, hi = (math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)
+            out[:, j] = ((np.log(v) if p.log else v) - lo) / (hi - lo)
+        return out
+
+    def index(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Choice parameters of ``configs`` as value indices, one row per configuration."""
+        out = np.empty((len(configs), len(self.choices)), dtype=int)
+        for j, name in enumerate(self.choices):
+            out[:, j] = [self.space[name].index(c[name]) for c in configs]  # type: ignore[union-attr]
+        return out
