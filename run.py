@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             progress.close()
     if rank == 0:
         _report(result, args.metric, device.accelerator, size)
+        print(f"journals: {args.checkpoint} (python -m evohpo summary {args.checkpoint})")
+        if log_dir is not None:
+            print(f"TensorBoard: {log_dir} (tensorboard --logdir {log_dir})")
     return 0
 
 
@@ -122,7 +125,8 @@ def _report(result: Any, metric: str, accelerator: str, size: int) -> None:
     score = f"val accuracy {-best.loss:.4f}" if metric == "val_acc" else f"val loss {best.loss:.4f}"
     print(
         f"best: {score} (id {best.id}, island {best.island}, rank {best.rank}) after "
-        f"{result.n_evaluations} evaluations in this run ({result.n_failed} failed) on {size} ranks ({accelerator})"
+        f"{result.n_evaluations} evaluations in this run ({result.n_failed} failed"
+        f"{f', {result.resumed} resumed' if result.resumed else ''}) on {size} ranks ({accelerator})"
     )
     print("params:", json.dumps({k: _plain(v) for k, v in best.params.items()}, sort_keys=True))
 

@@ -27,6 +27,11 @@ run in the peers' venv (``bench/_peers.py``, ``bench/.peers-venv`` with optuna a
 once, at most one of them an MPI job. A seed that fails or exceeds ``--timeout`` is recorded as such (the job
 is relaunched for the seeds after it); after two failed seeds in a row the rest of that cell is skipped.
 
+evohpo runs from a snapshot of ``evohpo/`` taken at start (the working tree, or ``--evohpo-ref COMMIT`` via
+a read-only ``git archive``), so that edits made during a run do not mix versions; each evohpo result carries
+the snapshot's content hash, and ``--resume`` keeps only the evohpo results of the same sources (the peers'
+results are kept: re-running after a change to evohpo re-runs the evohpo columns only).
+
 The score is the regret of the best loss found (best loss - known minimum; for tables, - the table's best
 mean). Output: a Markdown table (median [IQR] of the regret per method; best median bold; wins and mean rank
 over problems) to ``bench/results/quality.md`` and the raw per-seed results to ``bench/results/quality.json``.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import importlib.util
+import io
 import json
 import math
 import os
@@ -71,7 +77,7 @@ CONTINUOUS: list[tuple[str, int]] = [
     ("bukin", 500), ("leon", 500),
 ]
 MIXED: list[tuple[str, int]] = [("mixed-6d", 200), ("mixed-6d", 500)]
-TABLE_BUDGETS = (100, 240)
+TABLE_BUDGETS = (40, 100, 240)  # 40: at 100+ most methods already hit the best of a 378-484 grid
 QUICK: list[tuple[str, int]] = [("sphere-5d", 500), ("rastrigin-5d", 500), ("himmelblau", 500), ("mixed-6d", 200)]
 QUICK_TABLE_BUDGETS = (100,)
 
@@ -133,6 +139,12 @@ MIXED_SPACE: dict[str, tuple] = {
 }
 
 
+def _evohpo_dir() -> Path:
+    """The evohpo sources in use: the driver's snapshot (QUALITY_EVOHPO_DIR) or the working tree."""
+    snap = os.environ.get("QUALITY_EVOHPO_DIR")
+    return Path(snap) / "evohpo" if snap else ROOT / "evohpo"
+
+
 def table_module() -> Any:
     return _load_file("_evohpo_bench_table", HERE / "tables" / "table.py")
 
@@ -152,7 +164,7 @@ def make_problem(key: str) -> Problem:
         tbl = table_module().load_table(key[len("table:"):])
         space = {n: ("choice", tuple(v)) for n, v in tbl.levels.items()}
         return Problem(key, space, tbl.lookup, float(tbl.best), tbl)
-    bm = _load_file("_evohpo_benchmarks", ROOT / "evohpo" / "benchmarks.py")
+    bm = _load_file("_evohpo_benchmarks", _evohpo_dir() / "benchmarks.py")
     name, dim = key, None
     if "-" in key and key.rsplit("-", 1)[1].rstrip("d").isdigit():
         name, d = key.rsplit("-", 1)
@@ -408,6 +420,8 @@ class Driver:
 
     def record(self, job: Job, seed: int, rec: dict[str, Any]) -> None:
         rec = {"problem": job.task.key, "budget": job.task.budget, "method": job.method, **rec, "seed": seed}
+        if job.method.startswith("evohpo:"):
+            rec["evohpo_version"] = self.meta.get("evohpo_version")
         if rec.get("status") == "ok":
             rec["regret"] = self.problems[job.task.key].regret(rec["best"])
         with self.lock:
@@ -493,8 +507,12 @@ class Driver:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)
+        cwd = ROOT
+        if job.method.startswith("evohpo:") and os.environ.get("QUALITY_EVOHPO_DIR"):
+            # the snapshot first on sys.path ('python -m' puts the cwd first, so the cwd is the snapshot too)
+            cwd = env["PYTHONPATH"] = os.environ["QUALITY_EVOHPO_DIR"]
         with tempfile.TemporaryFile(mode="w+") as err:
-            proc = subprocess.Popen(self._command(job, seeds), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(self._command(job, seeds), cwd=cwd, env=env, stdout=subprocess.PIPE,
                                     stderr=err, text=True, start_new_session=True)
             lines: queue.Queue[str | None] = queue.Queue()
 
@@ -715,7 +733,9 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
     meta = drv.meta
     lines = [f"# Search quality at equal budgets{' (--quick)' if args.quick else ''}", ""]
     lines += [f"{meta['date']}, {meta['host']}, {meta['cpus']} cores shared with other work (load average "
-              f"{meta['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after); whole run {elapsed / 60:.1f} min; "
+              f"{meta['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after); "
+              f"{'this invocation (--resume: other results from earlier ones)' if meta.get('resumed') else 'whole run'} "
+              f"{elapsed / 60:.1f} min; "
               f"{args.seeds} seeds (0..{args.seeds - 1}) per cell; evohpo {meta['evohpo']}, "
               f"{meta['peers']}.", "",
               "Regret = best loss found - known minimum (tables: - the best mean validation error of the table). "
@@ -837,7 +857,43 @@ def _git_head() -> str:
         return "?"
 
 
+def snapshot_evohpo(dest: Path, ref: str | None) -> str:
+    """Copy evohpo/ (the working tree, or ``ref`` via read-only ``git archive``) under ``dest``; return a
+    content hash, so that every evohpo run of one invocation uses the same code while others edit the tree."""
+    import hashlib
+    import shutil
+    import tarfile
+
+    if ref:
+        tar = subprocess.run(["git", "archive", "--format=tar", ref, "evohpo"], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+            tf.extractall(dest, filter="data")
+    else:
+        shutil.copytree(ROOT / "evohpo", dest / "evohpo", ignore=shutil.ignore_patterns("__pycache__"))
+    digest = hashlib.sha256()
+    for f in sorted((dest / "evohpo").rglob("*.py")):
+        digest.update(str(f.relative_to(dest)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _git_dirty() -> bool:
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "evohpo"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30).stdout
+        return bool(out.strip())
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def driver(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="quality-evohpo-") as snap:
+        version = snapshot_evohpo(Path(snap), args.evohpo_ref)
+        os.environ["QUALITY_EVOHPO_DIR"] = snap
+        _driver(args, version)
+
+
+def _driver(args: argparse.Namespace, version: str) -> None:
     t_start = time.perf_counter()
     if args.quick and not args.seeds_given:
         args.seeds = 3
@@ -872,18 +928,27 @@ def driver(args: argparse.Namespace) -> None:
             drv.say(peers_reason)
     drv.meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "host": platform.node(), "cpus": os.cpu_count(),
                 "load_before": os.getloadavg()[0], "seeds": args.seeds, "ranks": RANKS,
-                "evohpo": f"{_git_head()} ({_versions(evo_py, ['mpi4py', 'numpy'])})",
+                "evohpo": (f"{args.evohpo_ref or 'working tree'} at HEAD {_git_head()}"
+                           + (" with uncommitted changes" if not args.evohpo_ref and _git_dirty() else "")
+                           + f", sources sha256 {version} ({_versions(evo_py, ['mpi4py', 'numpy'])})"),
+                "evohpo_version": version,
                 "peers": _versions(peers_py, ["propulate", "optuna", "mpi4py", "numpy"]) if peers_py else
                 "peers n/a", "methods": methods, "tasks": [t.id for t in tasks], "argv": sys.argv[1:]}
 
     seeds = list(range(args.seeds))
     if args.resume and Path(args.json).exists():
         old = json.loads(Path(args.json).read_text())
+        stale = 0
         for r in old.get("runs", []):
-            if r.get("status") == "ok":
+            if r.get("method", "").startswith("evohpo:") and r.get("evohpo_version") != version:
+                stale += 1
+            elif r.get("status") == "ok":
                 drv.results[(f"{r['problem']}@{r['budget']}", r["method"], r["seed"])] = r
-        drv.job_times.update(old.get("job_seconds", {}))
-        drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}")
+        drv.job_times.update({m: t for m, t in old.get("job_seconds", {}).items()
+                              if not (stale and m.startswith("evohpo:"))})
+        drv.meta["resumed"] = True
+        drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}; {stale} evohpo results of "
+                f"other evohpo sources dropped (they run again)")
 
     jobs: list[Job] = []
     for t in tasks:
@@ -926,6 +991,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--resume", action="store_true", help="keep the ok seed results already in --json")
     parser.add_argument("--peers-venv", default=str(HERE / ".peers-venv"))
+    parser.add_argument("--evohpo-ref", default=None,
+                        help="run evohpo from this git commit (read-only git archive) instead of the working tree")
     # worker mode
     parser.add_argument("--worker", choices=["evohpo", "propulate", "optuna"], help=argparse.SUPPRESS)
     parser.add_argument("--problem", help=argparse.SUPPRESS)

@@ -138,3 +138,21 @@ def test_different_space_is_refused_and_fresh_keeps_a_backup(tmp_path):
     r = optimize(lambda p: p["x"] ** 2, {"x": (-1.0, 1.0), "y": (0, 3)}, generations=8, checkpoint=str(tmp_path))
     assert r.n_evaluations == 3  # resumed: 5 done, 3 more to reach 8 per worker
     assert ck.restore(tmp_path).n_evaluations == 8
+
+
+def test_resume_with_fewer_ranks_redistributes_and_meets_the_budget(tmp_path):
+    budget = 600
+    opts = dict(max_evaluations=budget, checkpoint=str(tmp_path), sleep=[0.01, 0.02], islands=2, seed=6,
+                time_limit=1.0)
+    finish(start(4, **opts))
+    first = sum(finished_ends(tmp_path).values())
+    assert 0 < first < budget
+    opts.pop("time_limit")
+    seen, err = finish(start(2, **opts), timeout=180)
+    assert f"resumed {first} evaluations" in err
+    ends = finished_ends(tmp_path)
+    assert sum(ends.values()) == budget and max(ends.values()) == 1
+    assert {w["island"] for w in seen} == {0, 1}
+    for w in seen:  # each of the two workers holds its island's evaluations from the 4-rank run too
+        assert any(i.split("-")[0] in ("2", "3") if w["island"] == 1 else i.split("-")[0] in ("0", "1")
+                   for i in w["archive"])

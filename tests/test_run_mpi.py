@@ -1,0 +1,35 @@
+"""The main job end to end: run.py on 2 MPI ranks, 2 trainings each, on digits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evohpo import load
+
+ROOT = Path(__file__).resolve().parents[1]
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+pytestmark = [pytest.mark.mpi, pytest.mark.slow,
+              pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec at {MPIEXEC}")]
+pytest.importorskip("lightning", reason="the main job needs the torch extra")
+
+
+def test_run_py_two_ranks_two_generations(tmp_path):
+    ckpt, logs = tmp_path / "ckpt", tmp_path / "runs"
+    cmd = [str(MPIEXEC), "-n", "2", sys.executable, "-m", "mpi4py", str(ROOT / "run.py"), "--generations", "2",
+           "--epochs", "2", "--checkpoint", str(ckpt), "--log-dir", str(logs), "--max-channels", "8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "best: val accuracy" in proc.stdout and f"journals: {ckpt}" in proc.stdout
+    res = load(ckpt)
+    assert res.counts["evaluations"] == 4 and res.counts["in_flight"] == 0
+    best = res.best(1)[0]
+    assert -1.0 <= best.loss < -0.3  # negative validation accuracy, better than a poor guess on 10 classes
+    accuracy = float(proc.stdout.split("best: val accuracy ")[1].split()[0])
+    assert accuracy == pytest.approx(-best.loss, abs=1e-4)
+    assert list((logs / "trials").rglob("events.out.tfevents.*")), "no TensorBoard run per training"
