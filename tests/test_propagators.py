@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import spaces
 
 from evohpo.propagators import (
     Compose,
@@ -31,32 +32,6 @@ from evohpo.space import Choice, Float, Int, Space
 # --- random spaces and parents ------------------------------------------------------------------------------
 
 
-@st.composite
-def params(draw):
-    kind = draw(st.sampled_from(["float", "floatlog", "int", "intlog", "num", "str"]))
-    if kind == "float":
-        a, b = sorted(draw(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=2, unique=True)))
-        return Float(a, b)
-    if kind == "floatlog":
-        a, b = sorted(draw(st.lists(st.floats(1e-9, 1e9), min_size=2, max_size=2, unique=True)))
-        return Float(a, b, log=True)
-    if kind == "int":
-        a = draw(st.integers(-1000, 1000))
-        return Int(a, a + draw(st.integers(1, 10**5)))
-    if kind == "intlog":
-        a = draw(st.integers(1, 1000))
-        return Int(a, a + draw(st.integers(1, 10**5)), log=True)
-    if kind == "num":
-        vals = draw(st.lists(st.one_of(st.integers(-50, 50), st.floats(-50, 50)), min_size=1, max_size=6,
-                             unique_by=float))
-        return Choice(sorted(vals))
-    return Choice(draw(st.lists(st.text(min_size=1, max_size=3), min_size=1, max_size=5, unique=True)))
-
-
-@st.composite
-def spaces(draw):
-    ps = draw(st.lists(params(), min_size=1, max_size=5))
-    return Space({f"p{i}": p for i, p in enumerate(ps)})
 
 
 def edge_config(space: Space, rng: np.random.Generator) -> dict:

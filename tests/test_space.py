@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import params
 
 from evohpo.space import Choice, Float, Int, Space, as_param
 
@@ -382,30 +383,10 @@ def test_reprs_are_readable() -> None:
 # --- properties over random spaces --------------------------------------------------------------------------
 
 
-@st.composite
-def params(draw):
-    kind = draw(st.sampled_from(["float", "floatlog", "int", "intlog", "num", "str"]))
-    if kind == "float":
-        a, b = sorted(draw(st.lists(st.floats(-1e9, 1e9), min_size=2, max_size=2, unique=True)))
-        return Float(a, b)
-    if kind == "floatlog":
-        a, b = sorted(draw(st.lists(st.floats(1e-12, 1e12), min_size=2, max_size=2, unique=True)))
-        return Float(a, b, log=True)
-    if kind == "int":
-        a = draw(st.integers(-10**9, 10**9))
-        return Int(a, a + draw(st.integers(1, 10**9)))
-    if kind == "intlog":
-        a = draw(st.integers(1, 10**4))
-        return Int(a, a + draw(st.integers(1, 10**6)), log=True)
-    if kind == "num":
-        vals = draw(st.lists(st.one_of(st.integers(-100, 100), st.floats(-100, 100)), min_size=1, max_size=6,
-                             unique_by=float))
-        return Choice(vals)
-    return Choice(draw(st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=6, unique=True)))
 
 
 @settings(max_examples=80, deadline=None)
-@given(ps=st.lists(params(), min_size=1, max_size=5), seed=st.integers(0, 2**32 - 1))
+@given(ps=st.lists(params(wide=True), min_size=1, max_size=5), seed=st.integers(0, 2**32 - 1))
 def test_random_spaces_sample_contains_and_round_trip(ps, seed) -> None:
     s = Space({f"p{i}": p for i, p in enumerate(ps)})
     assert Space.from_description(json.loads(json.dumps(s.describe()))) == s
