@@ -57,6 +57,9 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"a journal record cannot hold {type(obj).__name__}: {obj!r}")
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_plain)  # built once, not per record
+
+
 class Journal:
     """Append-only JSON-lines journal of one rank: DIR/journal-r{rank:04d}.jsonl."""
 
@@ -84,7 +87,7 @@ class Journal:
         if "t" not in record:
             record = {**record, "t": time.time()}
         try:
-            line = json.dumps(record, allow_nan=False, separators=(",", ":"), default=_plain)
+            line = _ENCODER.encode(record)
         except ValueError as e:
             raise ValueError(f"record ev={record['ev']!r} id={record.get('id')!r} is not valid JSON ({e}); "
                              "write None for an infinite or NaN loss") from None
