@@ -4,6 +4,8 @@
     .venv/bin/python bench/quality.py --quick          # 3 seeds, a few problems (smoke use)
     .venv/bin/python bench/quality.py --problems sphere-5d,table:cnn_digits@100 --seeds 5
     .venv/bin/python bench/quality.py --evohpo-strategies ga,guided,random
+    .venv/bin/python bench/quality.py --resume         # after an evohpo change: re-runs the evohpo columns only
+    .venv/bin/python bench/quality.py --report-only    # rewrite the Markdown from the JSON, run nothing
 
 Every method gets the same number of evaluations E per problem and seed (E = 4 x (budget // 4)):
 
@@ -25,7 +27,8 @@ MPI jobs run ``mpiexec -n 4 python -m mpi4py bench/quality.py --worker ...``; on
 (method, problem), each seed on a fresh ``COMM_WORLD.Dup()``, one result line per seed. Propulate and Optuna
 run in the peers' venv (``bench/_peers.py``, ``bench/.peers-venv`` with optuna added). At most two jobs run at
 once, at most one of them an MPI job. A seed that fails or exceeds ``--timeout`` is recorded as such (the job
-is relaunched for the seeds after it); after two failed seeds in a row the rest of that cell is skipped.
+is relaunched for the seeds after it); after two failed seeds in a row the rest of that cell is skipped. A lock
+file next to the JSON keeps a second driver from writing the same results file.
 
 evohpo runs from a snapshot of ``evohpo/`` taken at start (the working tree, or ``--evohpo-ref COMMIT`` via
 a read-only ``git archive``), so that edits made during a run do not mix versions; each evohpo result carries
@@ -671,6 +674,11 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
+def _shown(x: float) -> float:
+    """``x`` rounded as :func:`_fmt` prints it."""
+    return float(_fmt(x))
+
+
 def superiority(a: list[float], b: list[float]) -> float:
     """P(a < b) + P(a = b) / 2 over all pairs (Vargha-Delaney A on 'smaller is better')."""
     if not a or not b:
@@ -719,7 +727,7 @@ def summarize(results: dict[tuple[str, str, int], dict[str, Any]], tasks: list[T
             cell["why"] = bad[0].get("error") or bad[0].get("status") if bad else None
             if regrets:
                 cell["q"] = quartiles(regrets)
-                cell["median"] = cell["q"][1]
+                cell["median"] = _shown(cell["q"][1])  # compared as printed: what looks equal ties
             else:
                 cell["median"] = math.inf
             row[m] = cell
@@ -734,8 +742,7 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
     lines = [f"# Search quality at equal budgets{' (--quick)' if args.quick else ''}", ""]
     lines += [f"{meta['date']}, {meta['host']}, {meta['cpus']} cores shared with other work (load average "
               f"{meta['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after); "
-              f"{'this invocation (--resume: other results from earlier ones)' if meta.get('resumed') else 'whole run'} "
-              f"{elapsed / 60:.1f} min; "
+              + _invocations(meta, elapsed) + "; "
               f"{args.seeds} seeds (0..{args.seeds - 1}) per cell; evohpo {meta['evohpo']}, "
               f"{meta['peers']}.", "",
               "Regret = best loss found - known minimum (tables: - the best mean validation error of the table). "
@@ -761,7 +768,7 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
                 continue
             q1, q2, q3 = c["q"]
             text = f"{_fmt(q2)} [{_fmt(q1)}, {_fmt(q3)}]"
-            if best is not None and q2 == best:
+            if best is not None and c["median"] == best:
                 text = f"**{_fmt(q2)}** [{_fmt(q1)}, {_fmt(q3)}]"
             if c["n_ok"] < c["n"]:
                 text += f" ({c['n_ok']}/{c['n']} ok: {_short(c['why'])})"
@@ -830,6 +837,14 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
     return "\n".join(lines)
 
 
+def _invocations(meta: dict[str, Any], elapsed: float) -> str:
+    runs = [*meta.get("invocations", []), {"date": meta["date"], "minutes": elapsed / 60, "jobs": meta.get("jobs")}]
+    if len(runs) == 1:
+        return f"whole run {elapsed / 60:.1f} min"
+    parts = ", ".join(f"{r['date'][-5:]} {r['minutes']:.1f} min ({r['jobs']} jobs)" for r in runs)
+    return f"run in {len(runs)} invocations (--resume), {sum(r['minutes'] for r in runs):.1f} min in all: {parts}"
+
+
 def _short(text: str | None) -> str:
     if not text:
         return "?"
@@ -886,11 +901,57 @@ def _git_dirty() -> bool:
         return False
 
 
+def report_only(args: argparse.Namespace) -> None:
+    """Rewrite the Markdown from ``--json`` alone: its methods, problems, results and times; nothing runs."""
+    data = json.loads(Path(args.json).read_text())
+    drv = Driver(args)
+    drv.meta = data["meta"]
+    drv.job_times = dict(data.get("job_seconds", {}))
+    for r in data["runs"]:
+        drv.results[(f"{r['problem']}@{r['budget']}", r["method"], r["seed"])] = r
+    tasks = [Task(k, int(b)) for k, _, b in (t.rpartition("@") for t in drv.meta["tasks"])]
+    args.seeds, args.quick = drv.meta["seeds"], False
+    minutes = drv.meta.get("minutes", 0.0)
+    md = report(drv, tasks, list(drv.meta["methods"]), 60 * minutes)
+    print(md)
+    Path(args.out).write_text(md)
+
+
+def _lock(path: Path) -> Path:
+    """One driver per results file: two drivers saving the same JSON would overwrite each other's results."""
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # left by a driver that is gone
+                continue
+            except PermissionError:
+                pass
+            raise SystemExit(f"another bench/quality.py (pid {pid}) is writing {path}; wait for it, or give "
+                             f"--json and --out elsewhere") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    raise SystemExit(f"cannot take the lock {lock}")
+
+
 def driver(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="quality-evohpo-") as snap:
-        version = snapshot_evohpo(Path(snap), args.evohpo_ref)
-        os.environ["QUALITY_EVOHPO_DIR"] = snap
-        _driver(args, version)
+    if args.report_only:
+        return report_only(args)
+    lock = _lock(Path(args.json))
+    try:
+        with tempfile.TemporaryDirectory(prefix="quality-evohpo-") as snap:
+            version = snapshot_evohpo(Path(snap), args.evohpo_ref)
+            os.environ["QUALITY_EVOHPO_DIR"] = snap
+            _driver(args, version)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _driver(args: argparse.Namespace, version: str) -> None:
@@ -946,7 +1007,9 @@ def _driver(args: argparse.Namespace, version: str) -> None:
                 drv.results[(f"{r['problem']}@{r['budget']}", r["method"], r["seed"])] = r
         drv.job_times.update({m: t for m, t in old.get("job_seconds", {}).items()
                               if not (stale and m.startswith("evohpo:"))})
-        drv.meta["resumed"] = True
+        drv.meta["invocations"] = [*old.get("meta", {}).get("invocations", []),
+                                   *([{k: old["meta"][k] for k in ("date", "minutes", "jobs")}]
+                                     if "minutes" in old.get("meta", {}) else [])]
         drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}; {stale} evohpo results of "
                 f"other evohpo sources dropped (they run again)")
 
@@ -966,9 +1029,11 @@ def _driver(args: argparse.Namespace, version: str) -> None:
                 jobs.append(Job(m, t, todo, False))
     drv.say(f"{len(tasks)} problems x {len(methods)} methods x {args.seeds} seeds: {len(jobs)} jobs, "
             f"at most {args.jobs} at once (one under mpiexec)")
+    drv.meta["jobs"] = len(jobs)
     drv.run_all(jobs)
-    drv.save()
     elapsed = time.perf_counter() - t_start
+    drv.meta["minutes"] = round(elapsed / 60, 2)
+    drv.save()
     md = report(drv, tasks, methods, elapsed)
     print(md)
     out = Path(args.out)
@@ -990,6 +1055,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--resume", action="store_true", help="keep the ok seed results already in --json")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite --out from --json; run nothing")
     parser.add_argument("--peers-venv", default=str(HERE / ".peers-venv"))
     parser.add_argument("--evohpo-ref", default=None,
                         help="run evohpo from this git commit (read-only git archive) instead of the working tree")

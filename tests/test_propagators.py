@@ -11,13 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import spaces
 
+from evohpo.guided import ModelGuided
 from evohpo.propagators import (
+    AdaptiveGA,
     Compose,
     Conditional,
     CrossoverUniform,
     GridSearch,
     IntervalMutationNormal,
     PointMutation,
+    Portfolio,
     RandomInit,
     SelectBest,
     SelectTournament,
@@ -69,6 +72,9 @@ def all_propagators(space: Space, rng: np.random.Generator) -> dict[str, object]
                                           random_init_prob=0.0, sigma_factor=sigma),
         "grid": GridSearch(space, points=3, offset=int(rng.integers(stride)), stride=stride),
         "random_search": random_search(space),
+        "adaptive_ga": AdaptiveGA(space, pop_size=2, scale=float(rng.uniform(0.1, 3.0))),
+        "portfolio": Portfolio([default_propagator(space, pop_size=2), AdaptiveGA(space, pop_size=2)]),
+        "guided": ModelGuided(space, pop_size=2, n_startup=2),
     }
 
 
@@ -399,3 +405,28 @@ def test_grid_search_validates_offset() -> None:
             GridSearch(GRID_SPACE, offset=offset, stride=stride)
     with pytest.raises(ValueError, match="stride"):
         GridSearch(GRID_SPACE, stride=0)
+
+
+def test_adaptive_ga_steps_shrink_with_the_population() -> None:
+    space, rng = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)}), np.random.default_rng(5)
+    prop = AdaptiveGA(space, pop_size=8, random_init_prob=0.0)
+    tight = [{"x": 0.5 + 0.001 * i, "y": 0.5 - 0.001 * i} for i in range(8)]
+    wide = [{"x": 0.1 * i + 0.1, "y": 0.9 - 0.1 * i} for i in range(8)]
+    spread = {name: np.std([prop(pool, rng)[0]["x"] for _ in range(400)]) for name, pool in
+              (("tight", tight), ("wide", wide))}
+    assert spread["tight"] < 0.02 < 0.1 < spread["wide"]
+
+
+def test_portfolio_moves_probability_to_the_strategy_that_succeeds() -> None:
+    space, rng = Space({"x": Float(0.0, 1.0)}), np.random.default_rng(2)
+    good, bad = RandomInit(space), RandomInit(space)
+    port = Portfolio([good, bad], min_prob=0.1, decay=0.9)
+    for _ in range(300):
+        child = port([], rng)[0]
+        k = port._made[(child["x"],)]
+        port.feedback(child, success=k == 0)
+    p = port.probs()
+    assert p[0] > 0.8 and p[1] >= 0.1 - 1e-12 and abs(p.sum() - 1) < 1e-9
+    restored = Portfolio([good, bad])
+    restored.load_state_dict(port.state_dict())
+    assert np.allclose(restored.probs(), p)
