@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .checkpoint import Journal, NullJournal
 from .context import EvalContext, evaluating
 from .evolver import Evolver, SpaceExhausted
 from .individual import FAILED, INTERRUPTED, Individual
@@ -28,16 +29,6 @@ Callback = Callable[[Individual], None]
 
 class EvaluationInterrupted(BaseException):
     """Raised inside a running evaluation when the grace period after a stop signal ran out."""
-
-
-class Journal:
-    """What the worker needs of a journal (``evohpo.checkpoint.Journal`` or a no-op)."""
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Append one record."""
-
-    def close(self) -> None:
-        """Flush and close."""
 
 
 @dataclass
@@ -68,7 +59,8 @@ class Worker:
 
     def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
                  policy: MigrationPolicy, *, budget: int | None = None, time_limit: float | None = None,
-                 journal: Journal | None = None, on_error: str = "record", callbacks: Sequence[Callback] = (),
+                 journal: Journal | NullJournal | None = None, on_error: str = "record",
+                 callbacks: Sequence[Callback] = (),
                  progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
                  requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0,
                  signals: StopSignals | None = None, share_budget: bool = False,
@@ -82,7 +74,7 @@ class Worker:
         self.island_rank = layout.workers(self.island).index(self.rank)
         self.peers = [r for r in layout.workers(self.island) if r != self.rank]
         self.budget, self.time_limit, self.total_budget = budget, time_limit, total_budget
-        self.journal = journal or Journal()
+        self.journal = journal or NullJournal()
         self.on_error, self.callbacks, self.checkpoint = on_error, list(callbacks), checkpoint
         self.progress_interval = progress_interval
         self.progress = Progress(total_budget, time_limit) if self.rank == 0 else None
