@@ -110,8 +110,7 @@ class Evolver:
                          error=error)
         feedback = getattr(self.propagator, "feedback", None)
         if feedback is not None:  # did the child make it into the breeding population?
-            pool = self.population.pool()
-            feedback(ind.params, ind.ok and (len(pool) < self.pop_size or ind.loss < pool[self.pop_size - 1].loss))
+            feedback(ind.params, ind.ok and ind.loss < self.population.kth_loss(self.pop_size))
         self.population.add(ind)
         return ind
 

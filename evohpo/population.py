@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -58,6 +59,10 @@ class Population:
     def pool(self) -> list[Individual]:
         """The breeding pool: the best ``pool_size`` active individuals, best first."""
         return [self._by_id[e[2]] for e in self._pool]
+
+    def kth_loss(self, k: int) -> float:
+        """The loss of the k-th best active individual (1-based, k <= pool_size); inf when fewer are active."""
+        return self._pool[k - 1][0] if len(self._pool) >= k else math.inf
 
     def best(self) -> Individual | None:
         return self._by_id[self._pool[0][2]] if self._pool else None
