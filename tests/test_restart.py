@@ -49,6 +49,19 @@ def finished_ends(directory: Path) -> Counter:
     return ends
 
 
+def ended(directory: Path) -> int:
+    """End records written so far (a raw count: safe while writers append)."""
+    return sum(p.read_bytes().count(b'"ev":"end"') for p in directory.glob("journal-r*.jsonl"))
+
+
+def wait_for_ends(directory: Path, n: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while ended(directory) < n:
+        if time.time() > deadline:
+            raise AssertionError(f"fewer than {n} end records after {timeout} s")
+        time.sleep(0.01)
+
+
 def wait_for_records(directory: Path, n: int, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -64,7 +77,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(tmp_path):
     kills = 0
     for _ in range(4):
         proc = start(ranks, **opts)
-        time.sleep(rng.uniform(1.2, 2.5))  # start-up takes ~1 s; kill somewhere in the search
+        # kill at a random point of progress (not of time: start-up takes 1-3 s depending on load)
+        wait_for_ends(tmp_path, ended(tmp_path) + rng.randint(20, 150))
+        time.sleep(rng.uniform(0.0, 0.05))  # and at a random moment within an evaluation
         if proc.poll() is not None:
             break
         os.killpg(proc.pid, signal.SIGKILL)
