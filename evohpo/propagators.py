@@ -7,6 +7,7 @@ sorted best first, so selection needs no losses.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -74,7 +75,8 @@ class SelectTournament:
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         if not pool:
             return []
-        return [pool[min(int(rng.integers(len(pool))) for _ in range(self.size))] for _ in range(self.k)]
+        winners = rng.integers(len(pool), size=(self.k, self.size)).min(axis=1)  # one draw for all tournaments
+        return [pool[i] for i in winners.tolist()]
 
 
 # --- variation ----------------------------------------------------------------------------------------------
@@ -278,12 +280,21 @@ class AdaptiveGA:
         self.scale, self.min_sigma, self.max_sigma = float(scale), float(min_sigma), float(max_sigma)
         self.enc = Encoding(self.space)
         self.choice_prob = 1.0 / len(self.space)
+        self._parents: list[Params] = []  # the population the cached step sizes belong to
+        self._sigma = np.empty(0)
+
+    def _steps(self, parents: Sequence[Params]) -> np.ndarray:
+        """Step sizes per numeric parameter; recomputed only when the breeding population changed."""
+        if len(parents) != len(self._parents) or any(a is not b for a, b in zip(parents, self._parents)):
+            self._parents = list(parents)
+            self._sigma = np.clip(self.scale * self.enc.unit(parents).std(axis=0), self.min_sigma, self.max_sigma)
+        return self._sigma
 
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         if len(pool) < self.pop_size or rng.random() < self.random_init_prob:
             return [self.space.sample(rng)]
         parents = pool[: self.pop_size]
-        sigma = np.clip(self.scale * self.enc.unit(parents).std(axis=0), self.min_sigma, self.max_sigma)
+        sigma = self._steps(parents)
         child = self.crossover([parents[i] for i in distinct(rng, len(parents), 2)], rng)[0]
         u = self.enc.unit([child])[0] + rng.normal(size=len(sigma)) * sigma
         for j, name in enumerate(self.enc.numeric):
@@ -298,38 +309,53 @@ class Portfolio:
     """Several breeding strategies, each picked with a probability that follows its recent success.
 
     A child succeeds when it enters the breeding population (``feedback`` from the evolver). Probabilities
-    are matched to exponentially averaged success rates (``decay``), never below ``min_prob``.
+    are matched to exponentially averaged success rates (``decay``), never below ``min_prob``. Children
+    still waiting for feedback are remembered up to ``memory`` of them (the oldest are forgotten: a child
+    the evolver dropped as a duplicate never gets feedback).
     """
 
-    def __init__(self, strategies: Sequence[Propagator], min_prob: float = 0.1, decay: float = 0.95) -> None:
+    def __init__(self, strategies: Sequence[Propagator], min_prob: float = 0.1, decay: float = 0.95,
+                 memory: int = 1024) -> None:
         if not strategies:
             raise ValueError("Portfolio needs at least one strategy")
         if not 0 <= min_prob * len(strategies) <= 1:
             raise ValueError(f"min_prob={min_prob!r} x {len(strategies)} strategies must be <= 1")
-        self.strategies, self.min_prob, self.decay = list(strategies), min_prob, decay
-        self.rates = np.full(len(strategies), 0.5)
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay={decay!r} must be in [0, 1)")
+        self.strategies, self.min_prob, self.decay = list(strategies), float(min_prob), float(decay)
+        self.memory = _check_count("memory", memory)
+        self.rates = [0.5] * len(strategies)
         self._made: dict[tuple, int] = {}  # child key -> strategy, until its feedback arrives
 
-    def probs(self) -> np.ndarray:
-        free = 1.0 - self.min_prob * len(self.rates)
-        return self.min_prob + free * self.rates / self.rates.sum() if self.rates.sum() > 0 else \
-            np.full(len(self.rates), 1.0 / len(self.rates))
+    def probs(self) -> list[float]:
+        """The probability of picking each strategy now."""
+        total, n = sum(self.rates), len(self.rates)
+        if total <= 0:
+            return [1.0 / n] * n
+        free = 1.0 - self.min_prob * n
+        return [self.min_prob + free * r / total for r in self.rates]
 
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
-        k = int(rng.choice(len(self.strategies), p=self.probs()))
+        u = rng.random()
+        k = next((i for i, c in enumerate(itertools.accumulate(self.probs())) if u < c), len(self.strategies) - 1)
         children = self.strategies[k](pool, rng)
         for c in children:
-            self._made[tuple(c[n] for n in c)] = k
+            self._made[tuple(c.values())] = k
+        while len(self._made) > self.memory:
+            del self._made[next(iter(self._made))]
         return children
 
     def feedback(self, params: Params, success: bool) -> None:
         """Credit the strategy that made ``params`` (unknown configurations are ignored)."""
-        k = self._made.pop(tuple(params[n] for n in params), None)
+        k = self._made.pop(tuple(params.values()), None)
         if k is not None:
             self.rates[k] = self.decay * self.rates[k] + (1 - self.decay) * float(success)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rates": self.rates.tolist()}
+        return {"rates": list(self.rates)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rates = np.asarray(state["rates"], dtype=float)
+        rates = [float(r) for r in state["rates"]]
+        if len(rates) != len(self.strategies):
+            raise ValueError(f"rates={rates!r} must hold one rate per strategy ({len(self.strategies)})")
+        self.rates = rates

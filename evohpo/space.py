@@ -318,16 +318,19 @@ class Encoding:
         self.space = space
         self.numeric = [n for n, p in space.items() if not isinstance(p, Choice)]
         self.choices = [n for n, p in space.items() if isinstance(p, Choice)]
+        numeric = [space[n] for n in self.numeric]
+        self._log = np.array([p.log for p in numeric], dtype=bool)  # type: ignore[union-attr]
+        bounds = [(math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)  # type: ignore[union-attr]
+                  for p in numeric]
+        self._lo = np.array([lo for lo, _ in bounds], dtype=float).reshape(1, -1)
+        self._span = np.array([hi - lo for lo, hi in bounds], dtype=float).reshape(1, -1)
 
     def unit(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Numeric parameters of ``configs`` on the unit interval (log-aware), one row per configuration."""
-        out = np.empty((len(configs), len(self.numeric)))
-        for j, name in enumerate(self.numeric):
-            p = self.space[name]
-            v = np.array([c[name] for c in configs], dtype=float)
-            lo, hi = (math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)
-            out[:, j] = ((np.log(v) if p.log else v) - lo) / (hi - lo)
-        return out
+        v = np.array([[c[n] for n in self.numeric] for c in configs], dtype=float).reshape(len(configs), -1)
+        if self._log.any():
+            v[:, self._log] = np.log(v[:, self._log])
+        return (v - self._lo) / self._span
 
     def index(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Choice parameters of ``configs`` as value indices, one row per configuration."""

@@ -426,7 +426,34 @@ def test_portfolio_moves_probability_to_the_strategy_that_succeeds() -> None:
         k = port._made[(child["x"],)]
         port.feedback(child, success=k == 0)
     p = port.probs()
-    assert p[0] > 0.8 and p[1] >= 0.1 - 1e-12 and abs(p.sum() - 1) < 1e-9
+    assert p[0] > 0.8 and p[1] >= 0.1 - 1e-12 and abs(sum(p) - 1) < 1e-9
     restored = Portfolio([good, bad])
     restored.load_state_dict(port.state_dict())
     assert np.allclose(restored.probs(), p)
+    with pytest.raises(ValueError, match="rates=.*one rate per strategy"):
+        Portfolio([good]).load_state_dict(port.state_dict())
+
+
+def test_portfolio_picks_in_proportion_and_forgets_children_without_feedback() -> None:
+    space, rng = Space({"x": Float(0.0, 1.0)}), np.random.default_rng(3)
+    port = Portfolio([RandomInit(space), RandomInit(space), RandomInit(space)], min_prob=0.0, memory=50)
+    port.rates = [0.6, 0.3, 0.1]
+    picks = []
+    for _ in range(3000):
+        child = port([], rng)[0]
+        picks.append(port._made[tuple(child.values())])
+    share = np.bincount(picks, minlength=3) / len(picks)
+    assert np.allclose(share, [0.6, 0.3, 0.1], atol=0.04)
+    assert len(port._made) == 50  # the oldest children without feedback were forgotten
+
+
+def test_adaptive_ga_recomputes_steps_only_when_the_population_changes() -> None:
+    space, rng = Space({"x": Float(0.0, 1.0)}), np.random.default_rng(4)
+    prop = AdaptiveGA(space, pop_size=4, random_init_prob=0.0)
+    pool = [{"x": 0.1 * i} for i in range(4)]
+    prop(pool, rng)
+    first = prop._sigma
+    prop(list(pool), rng)  # a new list of the same configurations: cached
+    assert prop._sigma is first
+    prop([*pool[:3], {"x": 0.9}], rng)  # one member replaced: recomputed
+    assert prop._sigma is not first and prop._sigma[0] > first[0]
