@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checkpoint import Journal, NullJournal
+from .checkpoint import Journal, NullJournal, end_record, start_record
 from .context import EvalContext, evaluating
 from .evolver import Evolver, SpaceExhausted
 from .individual import FAILED, INTERRUPTED, Individual
@@ -122,8 +122,7 @@ class Worker:
     def _share(self, ind: Individual | None, params: dict[str, Any] | None) -> None:
         """One message per island peer: the last result and the configuration starting now (so no peer breeds it)."""
         if ind is not None or params is not None:
-            for peer in self.peers:
-                self.transport.send(peer, Tag.RESULT, (ind, params))
+            self.transport.send_all(self.peers, Tag.RESULT, (ind, params))
 
     def _stop_check(self) -> str | None:
         if self.signals.reason:
@@ -181,9 +180,8 @@ class Worker:
             self.stop_reason = reason
             log.warning("stopping: %s", reason)
             if broadcast:
-                for r in range(self.transport.size):
-                    if r != self.rank:
-                        self.transport.send(r, Tag.STOP, reason)
+                others = [r for r in range(self.transport.size) if r != self.rank]
+                self.transport.send_all(others, Tag.STOP, reason)
 
     def _next(self) -> dict[str, Any]:
         if self.requeued:
@@ -193,10 +191,9 @@ class Worker:
 
     def _evaluate(self, params: dict[str, Any]) -> Individual:
         ind_id, gen = self.evolver.ticket(params)
-        self.journal.write({"ev": "start", "id": ind_id, "params": params, "island": self.island,
-                            "rank": self.rank, "gen": gen, "t": time.time()})
-        ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
         start, error, status, loss = time.time(), None, None, math.nan
+        self.journal.write(start_record(ind_id, params, self.island, gen, start))
+        ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
         self.signals.evaluating = True
         try:
             with evaluating(ctx):
@@ -222,7 +219,7 @@ class Worker:
 
     def _record(self, ind: Individual) -> Individual | None:
         """Journal and count a finished evaluation; return it unless it was interrupted (not to be shared)."""
-        self.journal.write({"ev": "end", **ind.to_dict(), "t": ind.end})
+        self.journal.write(end_record(ind))
         if ind.status == INTERRUPTED:
             self.n_interrupted += 1
             return None
@@ -311,8 +308,7 @@ class Worker:
             for ind_id, hop in moves:
                 policy.newer(ind_id, hop)
                 self.evolver.population.deactivate(ind_id)
-            for peer in self.peers:
-                self.transport.send(peer, Tag.DEACTIVATE, moves)
+            self.transport.send_all(self.peers, Tag.DEACTIVATE, moves)
         now = time.time()
         for ind, hop in batch:
             self.journal.write({"ev": "migrate", "id": ind.id, "from": self.island, "to": dest, "hop": hop,
@@ -339,8 +335,7 @@ class Worker:
         self._write_state(force=True)
         self.journal.write({"ev": "done", "reason": reason, "evals": self.n_done, "t": time.time()})
         if self.share_budget:
-            for peer in self.peers:
-                self.transport.send(peer, Tag.RETIRED, None)
+            self.transport.send_all(self.peers, Tag.RETIRED, None)
         self.transport.close()
         pause = 1e-4
         while not self.transport.finished():

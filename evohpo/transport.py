@@ -52,10 +52,19 @@ class Transport(ABC):
         return self._closing
 
     def send(self, dest: int, tag: Tag, payload: Any) -> None:
+        self.send_all([dest], tag, payload)
+
+    def send_all(self, dests: list[int], tag: Tag, payload: Any) -> None:
+        """The same message to every rank in ``dests`` (serialized once)."""
         if self._closing:
             raise RuntimeError("send() after close(): a finished worker must not send")
-        self.sent[dest] += 1
-        self._send(dest, int(tag), payload)
+        if dests:
+            self.sent[dests] += 1
+            self._send_all(dests, int(tag), payload)
+
+    def _send_all(self, dests: list[int], tag: int, payload: Any) -> None:
+        for dest in dests:
+            self._send(dest, tag, payload)
 
     def poll(self) -> list[Message]:
         """Everything that has arrived, without waiting; completed sends are freed too."""
@@ -126,19 +135,24 @@ class MPITransport(Transport):
         self._counts_req: Any = None
 
     def _send(self, dest: int, tag: int, payload: Any) -> None:
-        self._requests.append(self.comm.isend(payload, dest=dest, tag=tag))
+        self._send_all([dest], tag, payload)
+
+    def _send_all(self, dests: list[int], tag: int, payload: Any) -> None:
+        data = self._mpi.pickle.dumps(payload)  # once, however many receivers: what isend would send each
+        for dest in dests:  # the buffer stays referenced with its request until the send completed
+            self._requests.append((self.comm.Isend([data, self._mpi.BYTE], dest=dest, tag=tag), data))
 
     def _receive(self) -> list[Message]:
         out = []
         st = self._status
         while self.comm.iprobe(source=self._mpi.ANY_SOURCE, tag=self._mpi.ANY_TAG, status=st):
-            src, tag = st.Get_source(), st.Get_tag()
+            src, tag = st.Get_source(), st.Get_tag()  # recv unpickles what _send_all pickled
             out.append((src, tag, self.comm.recv(source=src, tag=tag)))
         return out
 
     def _free_completed(self) -> None:
         if self._requests:
-            self._requests = [r for r in self._requests if not r.Test()]
+            self._requests = [r for r in self._requests if not r[0].Test()]
 
     def pending_sends(self) -> int:
         return len(self._requests)
