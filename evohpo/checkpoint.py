@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import time
@@ -26,7 +27,8 @@ from typing import Any
 
 from .individual import INTERRUPTED, STATUSES, Individual
 
-FORMAT = "evohpo-journal/1"
+FORMAT = "evohpo-journal/2"
+READABLE = ("evohpo-journal/1", FORMAT)  # /1: every "end" record repeats its start record's fields
 META = "meta.json"
 MODES = ("migrate", "pollinate")
 _JOURNAL = re.compile(r"journal-r(\d{4,})\.jsonl")
@@ -60,6 +62,20 @@ def _plain(obj: Any) -> Any:
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_plain)  # built once, not per record
 
 
+def start_record(ind_id: str, params: Mapping[str, Any], island: int, gen: int, t: float) -> dict[str, Any]:
+    """The record written when an evaluation starts: what it runs, where, and when (its start time)."""
+    return {"ev": "start", "id": ind_id, "params": params, "island": island, "gen": gen, "t": t}
+
+
+def end_record(ind: Individual) -> dict[str, Any]:
+    """The record written when an evaluation ends: its outcome only (the rest is in its start record)."""
+    rec = {"ev": "end", "id": ind.id, "loss": ind.loss if math.isfinite(ind.loss) else None, "status": ind.status,
+           "t": ind.end}
+    if ind.error is not None:
+        rec["error"] = ind.error
+    return rec
+
+
 class Journal:
     """Append-only JSON-lines journal of one rank: DIR/journal-r{rank:04d}.jsonl."""
 
@@ -74,11 +90,11 @@ class Journal:
         self.path = journal_path(directory, rank)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _repair_tail(self.path)
-        self._file: Any = open(self.path, "ab")  # O_APPEND: every write lands at the end, no seek
+        self._file: Any = open(self.path, "ab", buffering=0)  # O_APPEND, unbuffered: one write() per record
         self._last_sync = time.monotonic()
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one line and flush; fsync when ``fsync_interval`` seconds have passed."""
+        """Append ``record`` as one line in one unbuffered write; fsync every ``fsync_interval`` seconds."""
         if self._file is None:
             raise ValueError(f"journal {self.path} is closed")
         if not isinstance(record, dict) or "ev" not in record:
@@ -91,8 +107,9 @@ class Journal:
         except ValueError as e:
             raise ValueError(f"record ev={record['ev']!r} id={record.get('id')!r} is not valid JSON ({e}); "
                              "write None for an infinite or NaN loss") from None
-        self._file.write(line.encode("ascii") + b"\n")  # json.dumps escapes non-ASCII and newlines
-        self._file.flush()
+        data = memoryview(line.encode("ascii") + b"\n")  # the encoder escapes non-ASCII and newlines
+        while data:  # a regular file takes it in one call; a short write (full disk, signal) is continued
+            data = data[self._file.write(data):]
         now = time.monotonic()
         if now - self._last_sync >= self.fsync_interval:
             os.fsync(self._file.fileno())
@@ -103,7 +120,6 @@ class Journal:
         if self._file is None:
             return
         try:
-            self._file.flush()
             os.fsync(self._file.fileno())
         finally:
             self._file.close()
@@ -315,8 +331,19 @@ def _time(rec: dict[str, Any]) -> float:
     return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else 0.0
 
 
+def _joined(end: dict[str, Any], start: dict[str, Any] | None, rank: int, where: str) -> dict[str, Any]:
+    """An "end" record completed from its "start" record (format /1 end records are complete already)."""
+    if "params" in end:
+        return end
+    if start is None:
+        raise ValueError(f"{where}: 'end' record of id={end.get('id')!r} has no earlier 'start' record in this "
+                         "journal (nor params of its own)")
+    return {"params": start.get("params"), "island": start.get("island", 0), "rank": start.get("rank", rank),
+            "generation": start.get("gen", 0), "start": _time(start), **end, "end": _time(end)}
+
+
 def _individual(rec: dict[str, Any], rank: int, where: str) -> Individual:
-    """An Individual from an "end" record (which is Individual.to_dict() plus "ev" and "t")."""
+    """An Individual from a joined "end" record (Individual.to_dict() plus "ev" and "t")."""
     d = dict(rec)
     _ident(d, where)
     if "generation" not in d and "gen" in d:
@@ -349,9 +376,11 @@ def restore(directory: StrPath) -> Restored:
     pollinated: dict[tuple[int, str], None] = {}  # (island, id), insertion-ordered
     states: dict[int, dict[str, Any]] = {}
     for rank, path in files:
+        started: dict[str, dict[str, Any]] = {}  # id -> its start record in this journal, until its end
         for lineno, rec in _scan(path):
             where, ev, when = f"{path}: line {lineno}", rec.get("ev"), (_time(rec), next(order))
             if ev == "end":
+                rec = _joined(rec, started.pop(_ident(rec, where), None), rank, where)
                 ind = _individual(rec, rank, where)
                 if ind.status == INTERRUPTED:
                     if ind.id not in pending or when >= pending[ind.id][0]:
@@ -363,6 +392,7 @@ def restore(directory: StrPath) -> Restored:
                 if not isinstance(rec.get("params"), dict):
                     raise ValueError(f"{where}: 'start' record needs a dict 'params', got "
                                      f"params={rec.get('params')!r}")
+                started[ident] = rec
                 if ident not in pending or when >= pending[ident][0]:
                     pending[ident] = (when, _pending(rec, rank))
             elif ev == "migrate":
@@ -457,9 +487,9 @@ def _layout(islands: Any) -> str:
 def _check_meta(stored: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
     """Raise CheckpointMismatch when ``stored`` (from ``path``) is not the same search as ``meta``."""
     hint = "; resume=False starts afresh (the old files are moved to a backup folder, not deleted)"
-    if stored.get("format") != meta["format"]:
+    if stored.get("format") not in READABLE:
         raise CheckpointMismatch(f"checkpoint format differs: {path} has format={stored.get('format')!r}, "
-                                 f"this version reads format={meta['format']!r}{hint}")
+                                 f"this version reads format {' or '.join(map(repr, READABLE))}{hint}")
     old, new = stored.get("space") or {}, meta.get("space") or {}
     if old != new:
         parts = [f"added {n!r} {_describe(new[n])}" for n in new if n not in old]

@@ -82,12 +82,17 @@ def _read(directory: Path) -> tuple[ck.Restored, dict[str, Any], int]:
         torn = _torn_count(caught)
         caught.clear()
         ran_on: dict[str, int] = {}
+        started_on: dict[tuple[Any, str], int] = {}  # (rank, id) -> island of its start record
         last_ev: dict[int, str] = {}
         first, last = math.inf, -math.inf
         for rec in ck.read_records(directory):
-            ev = rec.get("ev")
-            if ev == "end" and isinstance(rec.get("island"), int):
-                ran_on[str(rec.get("id"))] = rec["island"]
+            ev, ident = rec.get("ev"), str(rec.get("id"))
+            if ev == "start" and isinstance(rec.get("island"), int):
+                started_on[(rec.get("rank"), ident)] = rec["island"]
+            elif ev == "end":
+                island = rec.get("island", started_on.get((rec.get("rank"), ident)))  # format /1 ends hold it
+                if isinstance(island, int):
+                    ran_on[ident] = island
             if isinstance(rec.get("rank"), int):
                 last_ev[rec["rank"]] = str(ev)
             t = _number(rec.get("t"))

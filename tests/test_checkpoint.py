@@ -23,11 +23,13 @@ from evohpo.checkpoint import (
     NullJournal,
     Restored,
     TornRecordWarning,
+    end_record,
     journal_path,
     prepare,
     read_meta,
     read_records,
     restore,
+    start_record,
 )
 from evohpo.individual import Individual
 from evohpo.space import Choice, Float, Int, Space
@@ -40,16 +42,31 @@ def meta(space: Space = SPACE, islands: list[int] | None = None, ranks: int = 4)
 
 
 def start(rank: int, gen: int, island: int = 0, t: float = 0.0) -> dict[str, Any]:
-    return {"ev": "start", "id": f"{rank}-{gen}", "params": {"lr": 0.01, "layers": gen % 4 + 1, "act": "relu"},
-            "island": island, "rank": rank, "gen": gen, "t": t}
+    return start_record(f"{rank}-{gen}", {"lr": 0.01, "layers": gen % 4 + 1, "act": "relu"}, island, gen, t)
+
+
+def individual(rank: int, gen: int, loss: float | None = 0.5, status: str = "ok", island: int = 0,
+               t: float = 0.0, began: float | None = None) -> Individual:
+    return Individual(id=f"{rank}-{gen}", params={"lr": 0.01, "layers": gen % 4 + 1, "act": "relu"},
+                      loss=math.inf if loss is None else loss, status=status, island=island, rank=rank,
+                      generation=gen, start=t - 1.0 if began is None else began, end=t,
+                      error=None if status == "ok" else "boom")
 
 
 def end(rank: int, gen: int, loss: float | None = 0.5, status: str = "ok", island: int = 0,
         t: float = 0.0) -> dict[str, Any]:
-    ind = Individual(id=f"{rank}-{gen}", params={"lr": 0.01, "layers": gen % 4 + 1, "act": "relu"},
-                     loss=math.inf if loss is None else loss, status=status, island=island, rank=rank,
-                     generation=gen, start=t - 1.0, end=t, error=None if status == "ok" else "boom")
-    return {"ev": "end", **ind.to_dict(), "t": t}
+    return end_record(individual(rank, gen, loss, status, island, t))
+
+
+def ran(rank: int, gen: int, loss: float | None = 0.5, status: str = "ok", island: int = 0,
+        t: float = 0.0) -> list[dict[str, Any]]:
+    """The start and end records of one evaluation."""
+    return [start(rank, gen, island, t - 1.0), end(rank, gen, loss, status, island, t)]
+
+
+def legacy_end(rank: int, gen: int, loss: float | None = 0.5, island: int = 0, t: float = 0.0) -> dict[str, Any]:
+    """A format /1 end record: it repeats the fields of its start record."""
+    return {"ev": "end", **individual(rank, gen, loss, island=island, t=t).to_dict(), "t": t}
 
 
 def migrate(ident: str, src: int, dst: int, hop: int, mode: str = "migrate", t: float = 0.0) -> dict[str, Any]:
@@ -74,13 +91,13 @@ def test_round_trip(tmp_path: Path) -> None:
     write(tmp_path, 0, recs0)
     write(tmp_path, 1, recs1)
 
-    with_rank = [r if "rank" in r else r | {"rank": 0} for r in recs0] + recs1
+    with_rank = [r if "rank" in r else r | {"rank": 0} for r in recs0] + [r | {"rank": 1} for r in recs1]
     assert list(read_records(tmp_path)) == with_rank
     r = restore(tmp_path)
     assert isinstance(r, Restored)
     by_id = {i.id: i for i in r.individuals}
     assert sorted(by_id) == ["0-0", "0-1", "0-2", "1-0"]
-    assert by_id["0-0"] == Individual.from_dict(end(0, 0, 0.25, t=2))
+    assert by_id["0-0"] == individual(0, 0, 0.25, t=2)  # joined with its start record (start time t=1)
     assert by_id["0-0"].loss == 0.25 and by_id["0-0"].params == {"lr": 0.01, "layers": 1, "act": "relu"}
     assert by_id["0-1"].status == "failed" and by_id["0-1"].loss == math.inf and by_id["0-1"].error == "boom"
     assert by_id["0-2"].status == "pruned" and by_id["0-2"].generation == 2
@@ -100,11 +117,28 @@ def test_records_get_the_file_rank_when_absent(tmp_path: Path) -> None:
     assert journal_path(tmp_path, 5).name == "journal-r0005.jsonl"
 
 
-def test_end_record_with_gen_key(tmp_path: Path) -> None:
-    rec = end(2, 7)
+def test_format_1_end_records_need_no_start_record(tmp_path: Path) -> None:
+    rec = legacy_end(2, 7, 0.25, island=1, t=5.0)
     rec["gen"] = rec.pop("generation")
     write(tmp_path, 2, [rec])
-    assert restore(tmp_path).individuals[0].generation == 7
+    [ind] = restore(tmp_path).individuals
+    assert (ind.generation, ind.loss, ind.island, ind.start, ind.end) == (7, 0.25, 1, 4.0, 5.0)
+    (tmp_path / "meta.json").write_text(json.dumps(meta() | {"format": "evohpo-journal/1"}))  # an older one ...
+    assert prepare(tmp_path, meta()) == "resume" and read_meta(tmp_path)["format"] == FORMAT  # ... resumes
+
+
+def test_end_record_is_joined_with_the_start_record_of_its_own_journal(tmp_path: Path) -> None:
+    rec = end(0, 3, 0.5, t=9.0)
+    assert set(rec) == {"ev", "id", "loss", "status", "t"}  # only what the start record does not hold
+    write(tmp_path, 1, [start(0, 3, island=1, t=2.0)])  # another rank's start of the same id does not count
+    path = write(tmp_path, 0, [rec])
+    with pytest.raises(ValueError, match=rf"{path.name}: line 1: 'end' record of id='0-3' has no earlier 'start'"):
+        restore(tmp_path)
+    path.unlink()
+    write(tmp_path, 0, [start(0, 3, island=1, t=2.0), {"ev": "migrate", "id": "x", "to": 0, "hop": 1}, rec])
+    [ind] = restore(tmp_path).individuals
+    assert (ind.island, ind.rank, ind.generation, ind.start, ind.end, ind.params) == (
+        1, 0, 3, 2.0, 9.0, start(0, 3)["params"])
 
 
 def test_write_adds_time_and_rejects_bad_records(tmp_path: Path) -> None:
@@ -234,12 +268,12 @@ def test_migration_uses_the_highest_hop_not_file_order_or_time(tmp_path: Path) -
 
 
 def test_single_migration(tmp_path: Path) -> None:
-    write(tmp_path, 0, [end(0, 0, island=0), end(0, 1, island=0), migrate("0-1", 0, 3, hop=1)])
+    write(tmp_path, 0, [*ran(0, 0, island=0), *ran(0, 1, island=0), migrate("0-1", 0, 3, hop=1)])
     assert {i.id: i.island for i in restore(tmp_path).individuals} == {"0-0": 0, "0-1": 3}
 
 
 def test_pollination_copies(tmp_path: Path) -> None:
-    write(tmp_path, 0, [end(0, 0, island=0, t=1), migrate("0-0", 0, 1, 1, "pollinate"),
+    write(tmp_path, 0, [*ran(0, 0, island=0, t=1), migrate("0-0", 0, 1, 1, "pollinate"),
                         migrate("0-0", 0, 2, 1, "pollinate"), migrate("0-0", 0, 1, 1, "pollinate"),
                         migrate("9-9", 0, 1, 1, "pollinate")])  # unknown id: nothing to copy
     r = restore(tmp_path)
@@ -249,8 +283,8 @@ def test_pollination_copies(tmp_path: Path) -> None:
 
 
 def test_bad_migrate_mode_names_line(tmp_path: Path) -> None:
-    path = write(tmp_path, 0, [end(0, 0), migrate("0-0", 0, 1, 1, "teleport")])
-    with pytest.raises(ValueError, match=rf"{path.name}: line 2: mode='teleport'"):
+    path = write(tmp_path, 0, [*ran(0, 0), migrate("0-0", 0, 1, 1, "teleport")])
+    with pytest.raises(ValueError, match=rf"{path.name}: line 3: mode='teleport'"):
         restore(tmp_path)
 
 
@@ -301,11 +335,12 @@ def test_reopening_moves_a_torn_tail_aside(tmp_path: Path) -> None:
 
 def test_reopening_terminates_a_complete_last_line(tmp_path: Path) -> None:
     path = tmp_path / "journal-r0000.jsonl"
-    path.write_bytes(json.dumps(end(0, 0)).encode())  # complete record, newline missing
+    path.write_bytes((json.dumps(start(0, 0)) + "\n" + json.dumps(end(0, 0))).encode())  # newline missing
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with Journal(tmp_path, 0) as j:
-            j.write(end(0, 1))
+            for rec in ran(0, 1):
+                j.write(rec)
     assert [i.id for i in restore(tmp_path).individuals] == ["0-0", "0-1"]
 
 
@@ -368,7 +403,7 @@ def test_prepare_fresh_directory(tmp_path: Path) -> None:
 
 def test_prepare_resume_with_same_meta(tmp_path: Path) -> None:
     prepare(tmp_path, meta())
-    write(tmp_path, 0, [end(0, 0)])
+    write(tmp_path, 0, ran(0, 0))
     assert prepare(tmp_path, meta()) == "resume"
     assert prepare(tmp_path, meta(islands=[1, 1], ranks=2)) == "resume"  # fewer ranks, same islands
     assert read_meta(tmp_path)["ranks"] == 2
