@@ -481,3 +481,55 @@ def test_prepare_rejects_bad_meta_and_file_path(tmp_path: Path) -> None:
         prepare(f, meta())
     with pytest.raises(FileNotFoundError, match="directory"):
         restore(tmp_path / "missing")
+
+
+# --- the line encoder ---------------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8),
+                       st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**63, 2**63 - 1),
+                                 st.booleans(), st.text(max_size=12), st.none()), max_size=6),
+       st.floats(0, 2e9))
+def test_encode_line_round_trips_exactly_with_or_without_orjson(params: dict[str, Any], t: float) -> None:
+    rec = start_record("3-17", params, 1, 17, t)
+    fast = checkpoint.encode_line(rec)
+    assert fast.endswith(b"\n") and fast.count(b"\n") == 1  # newlines inside strings are escaped
+    assert json.loads(fast) == rec
+    saved, checkpoint.orjson = checkpoint.orjson, None
+    try:
+        assert json.loads(checkpoint.encode_line(rec)) == rec
+    finally:
+        checkpoint.orjson = saved
+
+
+def test_encode_line_refuses_non_finite_floats_and_keeps_big_ints() -> None:
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(ValueError):
+            checkpoint.encode_line({"ev": "end", "loss": bad})
+        with pytest.raises(ValueError):
+            checkpoint.encode_line(start_record("0-0", {"x": bad}, 0, 0, 1.0))
+    state = {"ev": "state", "rng": np.random.default_rng(3).bit_generator.state, "x": np.float64(0.25)}
+    back = json.loads(checkpoint.encode_line(state))
+    assert back["rng"] == state["rng"] and isinstance(back["rng"]["state"]["state"], int)  # 128-bit, exact
+    assert back["x"] == 0.25
+
+
+def test_a_short_write_is_continued(tmp_path: Path) -> None:
+    class Trickle:  # a file that takes at most 7 bytes per call (a full disk or a signal can do this)
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, data: Any) -> int:
+            return self.f.write(bytes(data[:7]))
+
+        def fileno(self) -> int:
+            return self.f.fileno()
+
+        def close(self) -> None:
+            self.f.close()
+
+    j = Journal(tmp_path, 0)
+    j._file = Trickle(j._file)
+    for rec in ran(0, 0, t=2.0):
+        j.write(rec)
+    j.close()
+    assert [i.id for i in restore(tmp_path).individuals] == ["0-0"]
