@@ -21,6 +21,7 @@ from .migration import IslandLayout, MigrationPolicy
 from .progress import Progress
 from .transport import Tag, Transport
 
+ASK_LEAD = 2  # ask peers for evaluations when this few of our own are left (they answer between evaluations)
 log = logging.getLogger("evohpo")
 
 LossFn = Callable[[dict[str, Any]], float]
@@ -89,7 +90,7 @@ class Worker:
         self.share_budget = share_budget and budget is not None  # island peers hand over unstarted evaluations
         self._retired: set[int] = set()
         self._asked: set[int] = set()  # peers whose answer to our ASK is outstanding
-        self._gained, self._dry = 0, False
+        self._gained, self._left, self._dry = 0, 0, False  # this round's gifts, what we had left, all dry
         self._progress: dict[int, tuple[int, float]] = {}
         self._t0 = self._last_report = self._last_state = time.time()
         self.state_interval = state_interval
@@ -108,8 +109,8 @@ class Worker:
                 except SpaceExhausted as e:
                     reason = f"space exhausted: {e}"
             self._share(unshared, params)
-            if not reason and self.share_budget and self.budget - self.n_done <= 1:  # type: ignore[operator]
-                self._ask()  # starting our last one: the answers arrive while it runs
+            if not reason and self.share_budget and self.budget - self.n_done <= ASK_LEAD:  # type: ignore[operator]
+                self._ask()  # the answers arrive while our last evaluations run
             if reason:
                 self.stop_reason = reason
                 break
@@ -136,43 +137,53 @@ class Worker:
         return None
 
     def _ask_for_budget(self) -> bool:
-        """Out of evaluations: wait for the answers to our ASK (sent one evaluation early); True if some came."""
+        """Out of evaluations: wait for answers to our ASK (sent ``ASK_LEAD`` evaluations early) until one gives
+        some or all said no; True if some came (later answers are handled by the loop)."""
         if not self.share_budget:
             return False
         if not self._dry:
             self._ask()
-        pause = 1e-4
-        while self._asked:
-            msgs = self.transport.poll()
-            self._handle(msgs)
-            if not msgs:
-                time.sleep(pause)
-                pause = min(pause * 2, 0.01)
+        self._wait(lambda: not self._asked or self.n_done < self.budget)  # type: ignore[operator]
         return self.n_done < self.budget  # type: ignore[operator]
 
+    def _wait(self, until: Callable[[], bool]) -> None:
+        """Handle messages until ``until()``; between empty polls sleep 0.1 ms doubling to 1 ms (10 ms after a
+        second of waiting), so that collectives in progress (termination) complete quickly but idling is cheap."""
+        pause, start = 1e-4, time.monotonic()
+        while not until():
+            msgs = self.transport.poll()
+            self._handle(msgs)
+            if msgs:
+                pause = 1e-4
+            else:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001 if time.monotonic() - start < 1.0 else 0.01)
+
     def _ask(self) -> None:
-        """Ask every island peer still working for half of its unstarted evaluations (one round at a time)."""
+        """Ask every island peer still working for some of its unstarted evaluations (one round at a time)."""
         if self.share_budget and not self._asked and not self._dry:
             self._asked = {p for p in self.peers if p not in self._retired}
-            self._gained = 0
+            self._gained, self._left = 0, max(0, self.budget - self.n_done)  # type: ignore[operator]
             for peer in self._asked:
-                self.transport.send(peer, Tag.ASK, None)
+                self.transport.send(peer, Tag.ASK, self._left)
             self._dry = not self._asked
 
     def _answered(self, peer: int, gift: int) -> None:
         if peer in self._asked:
             self._asked.discard(peer)
             self._gained += gift
-            if not self._asked and self._gained == 0:
-                self._dry = True  # everyone is down to its last evaluation: asking again cannot help
+            if not self._asked and self._gained == 0 and self._left == 0:
+                self._dry = True  # nobody had an unstarted evaluation to give: asking again cannot help
 
-    def _give(self, asker: int) -> None:
-        """Answer an ASK with half of the evaluations this worker has not started (nothing once retired)."""
+    def _give(self, asker: int, left: int) -> None:
+        """Answer an ASK from a worker with ``left`` evaluations to run: as many of the evaluations this worker
+        has not started as evens out the two (rounded towards the asker; nothing once retired)."""
         if self.transport.closing:
             return  # the asker counts our RETIRED as the answer
-        spare = max(0, self.budget - self.n_done - len(self.requeued)) // 2 if self.budget is not None else 0
-        self.budget = None if self.budget is None else self.budget - spare
-        self.transport.send(asker, Tag.GIFT, spare)
+        unstarted = max(0, self.budget - self.n_done - len(self.requeued)) if self.budget is not None else 0
+        gift = max(0, -((left - unstarted) // 2))  # ceil((unstarted - left) / 2)
+        self.budget = None if self.budget is None else self.budget - gift
+        self.transport.send(asker, Tag.GIFT, gift)
 
     def request_stop(self, reason: str, broadcast: bool = True) -> None:
         """Start no new evaluation; tell every other worker to do the same."""
@@ -260,7 +271,7 @@ class Worker:
             elif tag == Tag.STOP:
                 self.request_stop(f"{payload} (on rank {src})", broadcast=False)
             elif tag == Tag.ASK:
-                self._give(src)
+                self._give(src, payload)
             elif tag == Tag.GIFT:
                 self.budget += payload  # type: ignore[operator]
                 self._answered(src, payload)
@@ -337,15 +348,7 @@ class Worker:
         if self.share_budget:
             self.transport.send_all(self.peers, Tag.RETIRED, None)
         self.transport.close()
-        pause = 1e-4
-        while not self.transport.finished():
-            msgs = self.transport.poll()
-            self._handle(msgs)
-            if msgs:
-                pause = 1e-4
-            else:
-                time.sleep(pause)
-                pause = min(pause * 2, 0.01)
+        self._wait(self.transport.finished)
         if self.progress is not None:
             self.progress.close()
         self.journal.close()
