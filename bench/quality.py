@@ -3,6 +3,7 @@
     .venv/bin/python bench/quality.py                  # full run; writes bench/results/quality.{md,json}
     .venv/bin/python bench/quality.py --quick          # 3 seeds, a few problems (smoke use)
     .venv/bin/python bench/quality.py --problems sphere-5d,table:cnn_digits@100 --seeds 5
+    .venv/bin/python bench/quality.py --problems 'table1:*' --json /tmp/q.json --out /tmp/q.md  # scratch files
     .venv/bin/python bench/quality.py --evohpo-strategies ga,guided,random
     .venv/bin/python bench/quality.py --resume         # after an evohpo change: re-runs the evohpo columns only
     .venv/bin/python bench/quality.py --report-only    # rewrite the Markdown from the JSON, run nothing
@@ -35,15 +36,27 @@ a read-only ``git archive``), so that edits made during a run do not mix version
 the snapshot's content hash, and ``--resume`` keeps only the evohpo results of the same sources (the peers'
 results are kept: re-running after a change to evohpo re-runs the evohpo columns only).
 
-The score is the regret of the best loss found (best loss - known minimum; for tables, - the table's best
-mean). Output: a Markdown table (median [IQR] of the regret per method; best median bold; wins and mean rank
-over problems) to ``bench/results/quality.md`` and the raw per-seed results to ``bench/results/quality.json``.
+Tables (bench/tables) come in two forms. ``table:NAME``: a lookup returns the configuration's mean over the
+table's seeds (noise-free). ``table1:NAME`` ("single run"), as a real search sees it: one training per
+configuration, i.e. the value at stored seed ``blake2b(table, benchmark seed, configuration) mod seeds``
+(``Table.single_run``); the same for every method, rank and process, so a repeated evaluation returns the same
+value. Default tasks hold both forms of every table at ``TABLE_BUDGETS``.
+
+The score is the regret of the best loss found (best loss - known minimum; for ``table:``, - the table's best
+mean). On ``table1:`` the incumbent is the configuration with the lowest observed (single-run) value, the
+first evaluated on ties (across MPI ranks by ``time.monotonic()``); its regret is its mean over all seeds - the
+table's best mean, so picking a configuration that was lucky on its one seed costs.
+
+Output: a Markdown table (median [IQR] of the regret per method; best median bold; wins and mean rank over
+problems) to ``bench/results/quality.md`` and the raw per-seed results to ``bench/results/quality.json``
+(``--out``, ``--json`` for other files).
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import importlib.util
 import io
 import json
@@ -80,7 +93,7 @@ CONTINUOUS: list[tuple[str, int]] = [
     ("bukin", 500), ("leon", 500),
 ]
 MIXED: list[tuple[str, int]] = [("mixed-6d", 200), ("mixed-6d", 500)]
-TABLE_BUDGETS = (40, 100, 240)  # 40: at 100+ most methods already hit the best of a 378-484 grid
+TABLE_BUDGETS = (100, 240)  # table:NAME@40 etc. on request
 QUICK: list[tuple[str, int]] = [("sphere-5d", 500), ("rastrigin-5d", 500), ("himmelblau", 500), ("mixed-6d", 200)]
 QUICK_TABLE_BUDGETS = (100,)
 
@@ -110,9 +123,23 @@ class Problem:
     loss: Callable[[dict[str, Any]], float]
     minimum: float
     table: Any = None  # a bench.tables Table (its .space goes to evohpo unchanged)
+    single_run: bool = False  # a table answering one stored training per configuration (Table.single_run)
+
+    def loss_at(self, seed: int) -> Callable[[dict[str, Any]], float]:
+        """The loss a run with benchmark seed ``seed`` sees (single-run tables draw their training per seed)."""
+        return functools.partial(self.table.single_run, seed=seed) if self.single_run else self.loss
 
     def regret(self, loss: float) -> float:
         return float(loss) - self.minimum
+
+    def score(self, rec: dict[str, Any]) -> dict[str, float]:
+        """The fields that score a result line: ``regret`` = best loss - minimum; on a single-run table the
+        incumbent (``best_params``, lowest observed value) is scored by its mean over all the table's seeds,
+        ``incumbent_mean``, so ``regret`` = that mean - the table's best mean (never below 0)."""
+        if not self.single_run:
+            return {"regret": self.regret(rec["best"])}
+        mean = self.table.lookup(rec["best_params"])
+        return {"incumbent_mean": mean, "regret": self.regret(mean)}
 
 
 MIX_OPT_LR = {"sgd": 1e-1, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 3e-3}
@@ -159,14 +186,30 @@ def table_names() -> list[str]:
         return []
 
 
+TABLE_PREFIXES = {"table:": False, "table1:": True}  # key prefix -> single run
+
+
+def table_key(key: str) -> tuple[str, bool] | None:
+    """``(NAME or PATH, single_run)`` for ``table:NAME`` (mean) and ``table1:NAME`` (single run); else None."""
+    for prefix, single in TABLE_PREFIXES.items():
+        if key.startswith(prefix):
+            return key[len(prefix):], single
+    return None
+
+
+def is_single_run(key: str) -> bool:
+    return (tk := table_key(key)) is not None and tk[1]
+
+
 def make_problem(key: str) -> Problem:
-    """``sphere-5d``, ``himmelblau``, ``mixed-6d``, ``table:NAME`` (or ``table:/path/to/table.json``)."""
+    """``sphere-5d``, ``himmelblau``, ``mixed-6d``, ``table:NAME`` (or ``table:/path/to/table.json``): the mean over
+    the table's seeds; ``table1:NAME``: one training per configuration and benchmark seed (``Table.single_run``)."""
     if key == "mixed-6d":
         return Problem(key, dict(MIXED_SPACE), mixed_loss, 0.0)
-    if key.startswith("table:"):
-        tbl = table_module().load_table(key[len("table:"):])
+    if (tk := table_key(key)) is not None:
+        tbl = table_module().load_table(tk[0])
         space = {n: ("choice", tuple(v)) for n, v in tbl.levels.items()}
-        return Problem(key, space, tbl.lookup, float(tbl.best), tbl)
+        return Problem(key, space, tbl.lookup, float(tbl.best), tbl, single_run=tk[1])
     bm = _load_file("_evohpo_benchmarks", _evohpo_dir() / "benchmarks.py")
     name, dim = key, None
     if "-" in key and key.rsplit("-", 1)[1].rstrip("d").isdigit():
@@ -182,12 +225,15 @@ def _ordered(values: tuple) -> bool:
 
 
 class Tracker:
-    """Wraps a loss: evaluations, best loss, distinct configurations, time inside."""
+    """Wraps a loss: evaluations, best loss and its params (the first on ties), distinct configurations, time
+    inside."""
 
     def __init__(self, loss: Callable[[dict[str, Any]], float], decode: Callable[[Any], dict[str, Any]],
                  names: Iterable[str]) -> None:
         self.loss, self.decode, self.names = loss, decode, list(names)
         self.n, self.best, self.inside = 0, math.inf, 0.0
+        self.best_params: dict[str, Any] | None = None
+        self.best_at = math.inf  # time.monotonic() of the best's evaluation: one clock for all ranks of a host
         self.seen: set[tuple] = set()
 
     def __call__(self, params: Any, *rest: Any) -> float:
@@ -197,9 +243,24 @@ class Tracker:
         self.n += 1
         self.seen.add(tuple(_plain(p[n]) for n in self.names))
         if value < self.best:
-            self.best = value
+            self.best, self.best_at = value, time.monotonic()
+            self.best_params = {n: _plain(p[n]) for n in self.names}
         self.inside += time.perf_counter() - t0
         return value
+
+    def stats(self, wall: float) -> dict[str, Any]:
+        """This tracker's part of a result line (picklable, for an MPI gather); :func:`result_line` merges them."""
+        return {"n": self.n, "best": self.best, "best_params": self.best_params, "best_at": self.best_at,
+                "seen": list(self.seen), "wall": wall, "inside": self.inside}
+
+
+def result_line(seed: int, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One seed's result from the :meth:`Tracker.stats` of its ranks (one part when serial): the incumbent is the
+    lowest loss seen, the earliest evaluated on ties; evaluations and time inside summed, wall the longest."""
+    seen = {tuple(x) for part in parts for x in part["seen"]}
+    inc = min(parts, key=lambda part: (part["best"], part["best_at"]))
+    return {"seed": seed, "best": inc["best"], "best_params": inc["best_params"], "n": sum(x["n"] for x in parts),
+            "distinct": len(seen), "wall": max(x["wall"] for x in parts), "inside": sum(x["inside"] for x in parts)}
 
 
 def _plain(v: Any) -> Any:
@@ -263,7 +324,7 @@ def _run_mpi(args: argparse.Namespace, problem: Problem) -> None:
             import evohpo
 
             space = _evohpo_space(problem)
-            tracker = Tracker(problem.loss, lambda p: p, problem.space)
+            tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
             comm.Barrier()
             t0 = time.perf_counter()
             evohpo.optimize(tracker, space, comm=comm, generations=gens, propagator=args.strategy, seed=seed,
@@ -284,7 +345,7 @@ def _run_mpi(args: argparse.Namespace, problem: Problem) -> None:
                     pass
 
             limits, decode = _propulate_space(problem)
-            tracker = Tracker(problem.loss, decode, problem.space)
+            tracker = Tracker(problem.loss_at(seed), decode, problem.space)
             rng = random.Random(1000 * seed + comm.rank)
             propagator = get_default_propagator(2 * comm.size, limits, rng=rng)
             with tempfile.TemporaryDirectory(prefix="quality-propulate-") as tmp:
@@ -293,17 +354,9 @@ def _run_mpi(args: argparse.Namespace, problem: Problem) -> None:
                 opt = Propulator(tracker, propagator, rng=rng, island_comm=comm, propulate_comm=comm,
                                  generations=gens, checkpoint_path=tmp)
                 opt.propulate(logging_interval=10**9, debug=0)
-        wall = time.perf_counter() - t0
-        stats = comm.gather({"n": tracker.n, "best": tracker.best, "seen": list(tracker.seen), "wall": wall,
-                             "inside": tracker.inside}, root=0)
+        stats = comm.gather(tracker.stats(time.perf_counter() - t0), root=0)
         if comm.rank == 0:
-            seen = set()
-            for s in stats:
-                seen.update(tuple(x) for x in s["seen"])
-            best = min(s["best"] for s in stats)
-            print(MARK + json.dumps({"seed": seed, "best": best, "n": sum(s["n"] for s in stats),
-                                     "distinct": len(seen), "wall": max(s["wall"] for s in stats),
-                                     "inside": sum(s["inside"] for s in stats)}), flush=True)
+            print(MARK + json.dumps(result_line(seed, stats)), flush=True)
         comm.Barrier()
 
 
@@ -326,19 +379,17 @@ def _run_optuna(args: argparse.Namespace, problem: Problem) -> None:
         return p
 
     for seed in _parse_seeds(args.seed_list):
-        tracker = Tracker(problem.loss, lambda p: p, problem.space)
+        tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
         t0 = time.perf_counter()
         study.optimize(lambda trial, tracker=tracker: tracker(suggest(trial)), n_trials=args.budget)
-        wall = time.perf_counter() - t0
-        print(MARK + json.dumps({"seed": seed, "best": tracker.best, "n": tracker.n, "distinct": len(tracker.seen),
-                                 "wall": wall, "inside": tracker.inside}), flush=True)
+        print(MARK + json.dumps(result_line(seed, [tracker.stats(time.perf_counter() - t0)])), flush=True)
 
 
 def random_search(problem: Problem, budget: int, seed: int) -> dict[str, Any]:
     """Plain uniform sampling; without replacement on a finite (all-choice) space."""
     rng = random.Random(seed)
-    tracker = Tracker(problem.loss, lambda p: p, problem.space)
+    tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
     names = list(problem.space)
     t0 = time.perf_counter()
     if all(spec[0] == "choice" for spec in problem.space.values()):
@@ -362,8 +413,7 @@ def random_search(problem: Problem, budget: int, seed: int) -> dict[str, Any]:
                 else:
                     p[n] = rng.choice(spec[1])
             tracker(p)
-    return {"seed": seed, "best": tracker.best, "n": tracker.n, "distinct": len(tracker.seen),
-            "wall": time.perf_counter() - t0, "inside": tracker.inside}
+    return result_line(seed, [tracker.stats(time.perf_counter() - t0)])
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -391,10 +441,10 @@ class Task:
 
     @property
     def label(self) -> str:
-        if self.key.startswith("table:"):
-            name = self.key[len("table:"):]
-            return Path(name).stem if name.endswith(".json") else name
-        return self.key
+        if (tk := table_key(self.key)) is None:
+            return self.key
+        name = Path(tk[0]).stem if tk[0].endswith(".json") else tk[0]
+        return f"{name} (single run)" if tk[1] else name
 
     @property
     def id(self) -> str:
@@ -426,7 +476,7 @@ class Driver:
         if job.method.startswith("evohpo:"):
             rec["evohpo_version"] = self.meta.get("evohpo_version")
         if rec.get("status") == "ok":
-            rec["regret"] = self.problems[job.task.key].regret(rec["best"])
+            rec.update(self.problems[job.task.key].score(rec))
         with self.lock:
             self.results[(job.task.id, job.method, seed)] = rec
 
@@ -621,12 +671,14 @@ def default_tasks(quick: bool) -> list[Task]:
     if quick:
         tables = tables[:1]
     budgets = QUICK_TABLE_BUDGETS if quick else TABLE_BUDGETS
-    return [Task(k, b) for k, b in base] + [Task(f"table:{t}", b) for t in tables for b in budgets]
+    return [Task(k, b) for k, b in base] + [Task(f"{prefix}{t}", b) for prefix in TABLE_PREFIXES
+                                            for t in tables for b in budgets]
 
 
 def select_tasks(spec: str | None, quick: bool) -> list[Task]:
-    """``--problems``: comma list of ``KEY`` (its default budgets), ``KEY@BUDGET``, globs, ``tables``,
-    ``continuous``; ``table:NAME`` or ``table:PATH.json`` for a table."""
+    """``--problems``: comma list of ``KEY`` (its default budgets), ``KEY@BUDGET``, globs, ``tables`` (mean and
+    single-run rows), ``continuous``; ``table:NAME`` or ``table:PATH.json`` for a table (mean over its seeds),
+    ``table1:NAME|PATH`` for its single-run form."""
     defaults = default_tasks(quick) + (default_tasks(False) if quick else [])
     if not spec:
         return default_tasks(quick)
@@ -634,7 +686,7 @@ def select_tasks(spec: str | None, quick: bool) -> list[Task]:
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         key, _, budget = item.partition("@")
         if key == "tables":
-            found = [t for t in default_tasks(False) if t.key.startswith("table:")]
+            found = [t for t in default_tasks(False) if table_key(t.key) is not None]
         elif key == "continuous":
             found = [Task(k, b) for k, b in CONTINUOUS]
         else:
@@ -642,7 +694,7 @@ def select_tasks(spec: str | None, quick: bool) -> list[Task]:
         if budget:
             keys = list(dict.fromkeys(t.key for t in found)) or [key]
             found = [Task(k, int(budget)) for k in keys]
-        elif not found and key.startswith("table:"):
+        elif not found and table_key(key) is not None:
             found = [Task(key, b) for b in (QUICK_TABLE_BUDGETS if quick else TABLE_BUDGETS)]
         if not found:
             raise SystemExit(f"--problems: nothing matches {item!r}; known: "
@@ -702,6 +754,9 @@ def _ranks(values: dict[str, float]) -> dict[str, float]:
     return out
 
 
+SINGLE_RUN_NOTE = ("Single run (`table1:`): a configuration's value is one of its stored trainings, picked by a "
+                   "hash of (seed, configuration), so a repeat returns the same value; the incumbent (lowest value "
+                   "seen, first evaluated on ties) is scored by its mean over all the table's seeds. ")
 METHOD_NAMES = {"propulate": "Propulate 1.2.2", "optuna": "Optuna TPE", "random": "random"}
 
 
@@ -735,25 +790,25 @@ def summarize(results: dict[tuple[str, str, int], dict[str, Any]], tasks: list[T
     return out
 
 
-def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -> str:
-    args = drv.args
-    summ = summarize(drv.results, tasks, methods, args.seeds)
-    meta = drv.meta
-    lines = [f"# Search quality at equal budgets{' (--quick)' if args.quick else ''}", ""]
-    lines += [f"{meta['date']}, {meta['host']}, {meta['cpus']} cores shared with other work (load average "
-              f"{meta['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after); "
-              + _invocations(meta, elapsed) + "; "
-              f"{args.seeds} seeds (0..{args.seeds - 1}) per cell; evohpo {meta['evohpo']}, "
-              f"{meta['peers']}.", "",
-              "Regret = best loss found - known minimum (tables: - the best mean validation error of the table). "
-              f"Cell: median [25%, 75%] over seeds; **bold** = best median of the row. evohpo and Propulate: "
-              f"{RANKS} MPI ranks x budget/{RANKS} evaluations each; Optuna TPE serial; random = uniform sampling "
-              "(without replacement on tables). Every method gets exactly `budget` evaluations. "
-              "See the docstring of bench/quality.py for each method's settings.", ""]
-    head = "| problem | budget | " + " | ".join(method_name(m) for m in methods) + " |"
-    lines += [head, "|---|---:|" + "---:|" * len(methods)]
+def single_run_floor(table: Any, seeds: int) -> float:
+    """Median over benchmark seeds of the regret of evaluating every configuration once (single run); among
+    configurations tied at the lowest value, the expected regret of picking one at random."""
+    regrets = []
+    for seed in range(seeds):
+        values = [(table.single_run(r["params"], seed), float(r["mean"])) for r in table.rows]
+        low = min(v for v, _ in values)
+        tied = [mean for v, mean in values if v == low]
+        regrets.append(statistics.fmean(tied) - table.best)
+    return statistics.median(regrets)
+
+
+def regret_table(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: list[str]) -> list[str]:
+    """Markdown rows: median [IQR] per method and task, then wins, mean rank and each evohpo column vs Propulate."""
+    lines = ["| problem | budget | " + " | ".join(method_name(m) for m in methods) + " |",
+             "|---|---:|" + "---:|" * len(methods)]
     ranks_sum = {m: 0.0 for m in methods}
     wins = {m: 0 for m in methods}
+    versus = {m: [0, 0, 0] for m in methods}  # better, tie, worse median than Propulate
     n_rows = 0
     for t in tasks:
         row = summ[t.id]
@@ -781,10 +836,46 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
             for m in methods:
                 if medians[m] == best:
                     wins[m] += 1
+        prop = medians.get("propulate", math.inf)
+        for m in methods:
+            if m.startswith("evohpo:") and prop != math.inf and medians[m] != math.inf:
+                versus[m][(medians[m] == prop) + 2 * (medians[m] > prop)] += 1
     lines.append("| **wins** (ties count for each) | | " + " | ".join(str(wins[m]) for m in methods) + " |")
     lines.append("| **mean rank** (1 = best) | | " + " | ".join(
         f"{ranks_sum[m] / n_rows:.2f}" if n_rows else "-" for m in methods) + " |")
+    if "propulate" in methods:
+        lines.append("| **vs Propulate**: better / tie / worse median | | " + " | ".join(
+            "/".join(map(str, versus[m])) if m.startswith("evohpo:") else "" for m in methods) + " |")
     lines.append("")
+    return lines
+
+
+def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -> str:
+    args = drv.args
+    summ = summarize(drv.results, tasks, methods, args.seeds)
+    meta = drv.meta
+    lines = [f"# Search quality at equal budgets{' (--quick)' if args.quick else ''}", ""]
+    lines += [f"{meta['date']}, {meta['host']}, {meta['cpus']} cores shared with other work (load average "
+              f"{meta['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after); "
+              + _invocations(meta, elapsed) + "; "
+              f"{args.seeds} seeds (0..{args.seeds - 1}) per cell; evohpo {meta['evohpo']}, "
+              f"{meta['peers']}.", "",
+              "Regret = best loss found - known minimum (tables: - the best mean validation error of the table). "
+              f"Cell: median [25%, 75%] over seeds; **bold** = best median of the row. evohpo and Propulate: "
+              f"{RANKS} MPI ranks x budget/{RANKS} evaluations each; Optuna TPE serial; random = uniform sampling "
+              "(without replacement on tables). Every method gets exactly `budget` evaluations. "
+              + "See the docstring of bench/quality.py for each method's settings.", ""]
+    main = [t for t in tasks if not is_single_run(t.key)]
+    single = [t for t in tasks if is_single_run(t.key)]
+    if main:
+        lines += regret_table(summ, main, methods)
+    if single:
+        floors = {t.label: single_run_floor(make_problem(t.key).table, args.seeds) for t in single}
+        lines += ["## Tables, single run", "", SINGLE_RUN_NOTE + "Listed apart, with their own wins and ranks: "
+                  "their noise floor is high. Floor = the median regret of an exhaustive search (every configuration "
+                  "of the table once, the incumbent picked among the lowest values at random): "
+                  + ", ".join(f"{name} {_fmt(v)}" for name, v in floors.items()) + ".", ""]
+        lines += regret_table(summ, single, methods)
 
     # wall time and evaluations
     lines += ["## Time and distinct evaluations", "",
@@ -800,7 +891,7 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
     lines.append("| job time incl. startup (s) | " + " | ".join(
         f"{drv.job_times.get(m, 0.0):.0f}" for m in methods) + " |")
     for t in tasks:
-        if t.key.startswith("table:") or t.key.startswith("mixed"):
+        if table_key(t.key) is not None or t.key.startswith("mixed"):
             lines.append(f"| distinct: {t.label} @ {t.budget} | " + " | ".join(
                 f"{statistics.fmean(summ[t.id][m]['distinct']):.0f}" if summ[t.id][m]["distinct"] else "-"
                 for m in methods) + " |")
@@ -1047,13 +1138,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="3 seeds, a few problems (writes quality-quick.*)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 10; --quick: 3)")
     parser.add_argument("--problems", default=None,
-                        help="comma list: KEY, KEY@BUDGET, globs, 'tables', 'continuous', table:NAME|PATH")
-    parser.add_argument("--evohpo-strategies", default="ga,guided", help="evohpo propagator= values, one column each")
+                        help="comma list: KEY, KEY@BUDGET, globs, 'tables', 'continuous', table:NAME|PATH (mean "
+                        "over seeds), table1:NAME|PATH (single run)")
+    parser.add_argument("--evohpo-strategies", default="ga,adaptive,guided",
+                        help="evohpo propagator= values, one column each (adaptive is the default propagator)")
     parser.add_argument("--methods", default=None, help="keep only these methods (e.g. evohpo,random)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (at most one under mpiexec)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per seed before it is a timeout")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--out", default=None, help="Markdown report (default bench/results/quality.md)")
+    parser.add_argument("--json", default=None, help="per-seed results (default bench/results/quality.json)")
     parser.add_argument("--resume", action="store_true", help="keep the ok seed results already in --json")
     parser.add_argument("--report-only", action="store_true", help="only rewrite --out from --json; run nothing")
     parser.add_argument("--peers-venv", default=str(HERE / ".peers-venv"))

@@ -5,6 +5,7 @@
     t.space                                # {"layers": Choice([1, 2, 3]), ..., "activation": Choice([...])}
     loss = t.lookup({"layers": 2, ...})    # mean validation error over the seeds
     t.lookup(params, seed=1)               # one seed's value
+    t.single_run(params, seed=7)           # one training per config, as a real search sees it (benchmark seed 7)
     t.regret(loss), t.best, t.size, t.best_params
 
 A table JSON (see README.md) holds the full product of its ``space`` levels: every configuration
@@ -13,6 +14,7 @@ of ``t.space`` is present, so any point an optimizer proposes can be looked up.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -55,12 +57,14 @@ class Table:
         self._names = list(self.levels)
         self._mean: dict[tuple, float] = {}
         self._per_seed: dict[tuple, list[float]] = {}
+        self._canon: dict[tuple, bytes] = {}  # the stored row's params as JSON: single_run's hash input
         for r in self.rows:
             k = self._key(r["params"])
             if k in self._mean:
                 raise ValueError(f"table {self.name!r}: duplicate row for {r['params']}")
             self._mean[k] = float(r["mean"])
             self._per_seed[k] = [float(e) for e in r["val_error"]]
+            self._canon[k] = json.dumps([r["params"][n] for n in self._names]).encode()
         expected = math.prod(len(v) for v in self.levels.values())
         if len(self._mean) != expected:
             raise ValueError(f"table {self.name!r} has {len(self._mean)} rows, the full grid has {expected}")
@@ -86,9 +90,8 @@ class Table:
 
         return {n: Choice(v) for n, v in self.levels.items()}
 
-    def lookup(self, params: Mapping[str, Any], seed: int | None = None) -> float:
-        """Mean validation error of ``params`` (or one seed's value). Extra keys are ignored;
-        a missing parameter or a value off the grid raises KeyError naming the params."""
+    def _find(self, params: Mapping[str, Any]) -> tuple:
+        """The row key of ``params``; KeyError naming the params when one is missing or off the grid."""
         missing = [n for n in self._names if n not in params]
         if missing:
             raise KeyError(f"{self.name}: params {dict(params)} lack {missing} (table parameters: {self._names})")
@@ -96,9 +99,32 @@ class Table:
         if k not in self._mean:
             off = {n: params[n] for n in self._names if _norm(params[n]) not in self.levels[n]}
             raise KeyError(f"{self.name}: params {dict(params)} not in the table (off-grid values: {off})")
+        return k
+
+    def lookup(self, params: Mapping[str, Any], seed: int | None = None) -> float:
+        """Mean validation error of ``params`` (or one seed's value). Extra keys are ignored;
+        a missing parameter or a value off the grid raises KeyError naming the params."""
+        k = self._find(params)
         if seed is None:
             return self._mean[k]
         return self._per_seed[k][seed]
+
+    def seed_index(self, params: Mapping[str, Any], seed: int) -> int:
+        """The stored seed (0..seeds-1) that answers ``params`` in :meth:`single_run` for benchmark ``seed``:
+        blake2b of (table name, ``seed``, the stored row's params as JSON) mod ``seeds``. Stable across
+        processes and machines (unlike ``hash()``), and the same for 2 and 2.0 or numpy scalars."""
+        return self._seed_index(self._find(params), seed)
+
+    def _seed_index(self, k: tuple, seed: int) -> int:
+        h = hashlib.blake2b(f"{self.name}\0{int(seed)}\0".encode() + self._canon[k], digest_size=8)
+        return int.from_bytes(h.digest(), "big") % self.seeds
+
+    def single_run(self, params: Mapping[str, Any], seed: int) -> float:
+        """One training's validation error, as a real search sees it (one run per configuration, with seed
+        noise): the value at stored seed ``seed_index(params, seed)``. Deterministic in (``seed``, params), so
+        a repeated evaluation returns the same number; another benchmark ``seed`` draws again."""
+        k = self._find(params)
+        return self._per_seed[k][self._seed_index(k, seed)]
 
     __call__ = lookup
 
