@@ -91,6 +91,9 @@ class Worker:
         self._retired: set[int] = set()
         self._asked: set[int] = set()  # peers whose answer to our ASK is outstanding
         self._gained, self._left, self._dry = 0, 0, False  # this round's gifts, what we had left, all dry
+        self._spare: dict[int, int] = {}  # peer -> its unstarted evaluations, as last heard from it
+        self._everyone = False  # this round asked every peer still working
+        self._first_share = budget or 0  # what a peer not heard from yet is assumed to hold
         self._progress: dict[int, tuple[int, float]] = {}
         self._t0 = self._last_report = self._last_state = time.time()
         self.state_interval = state_interval
@@ -123,7 +126,7 @@ class Worker:
     def _share(self, ind: Individual | None, params: dict[str, Any] | None) -> None:
         """One message per island peer: the last result and the configuration starting now (so no peer breeds it)."""
         if ind is not None or params is not None:
-            self.transport.send_all(self.peers, Tag.RESULT, (ind, params))
+            self.transport.send_all(self.peers, Tag.RESULT, (ind, params, self._unstarted(params is not None)))
 
     def _stop_check(self) -> str | None:
         if self.signals.reason:
@@ -141,9 +144,9 @@ class Worker:
         some or all said no; True if some came (later answers are handled by the loop)."""
         if not self.share_budget:
             return False
-        if not self._dry:
-            self._ask()
-        self._wait(lambda: not self._asked or self.n_done < self.budget)  # type: ignore[operator]
+        while self.n_done >= self.budget and not self._dry:  # type: ignore[operator]
+            self._ask()  # a new round once the last one (asked with some left) is answered
+            self._wait(lambda: not self._asked or self.n_done < self.budget)  # type: ignore[operator]
         return self.n_done < self.budget  # type: ignore[operator]
 
     def _wait(self, until: Callable[[], bool]) -> None:
@@ -159,20 +162,35 @@ class Worker:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.001 if time.monotonic() - start < 1.0 else 0.01)
 
-    def _ask(self) -> None:
-        """Ask every island peer still working for some of its unstarted evaluations (one round at a time)."""
-        if self.share_budget and not self._asked and not self._dry:
-            self._asked = {p for p in self.peers if p not in self._retired}
-            self._gained, self._left = 0, max(0, self.budget - self.n_done)  # type: ignore[operator]
-            for peer in self._asked:
-                self.transport.send(peer, Tag.ASK, self._left)
-            self._dry = not self._asked
+    def _unstarted(self, starting: bool = False) -> int:
+        """Evaluations of this worker's budget not started yet (``starting``: one is about to be)."""
+        if self.budget is None:
+            return 0
+        return max(0, self.budget - self.n_done - len(self.requeued) - starting)
 
-    def _answered(self, peer: int, gift: int) -> None:
+    def _ask(self) -> None:
+        """Ask for evaluations, one round at a time: the peer that last said it has the most unstarted ones, if
+        that is more than we have left; out of evaluations with no such peer, every peer still working (their
+        answers are authoritative: all none, and asking again cannot help)."""
+        if not self.share_budget or self._asked or self._dry:
+            return
+        left = max(0, self.budget - self.n_done)  # type: ignore[operator]
+        live = [p for p in self.peers if p not in self._retired]
+        richest = max(live, key=lambda p: self._spare.get(p, self._first_share), default=None)
+        if richest is not None and self._spare.get(richest, self._first_share) > left:
+            self._asked = {richest}
+        elif left == 0:
+            self._asked = set(live)
+        self._gained, self._left, self._everyone = 0, left, len(self._asked) > 1 or self._asked == set(live)
+        self.transport.send_all(sorted(self._asked), Tag.ASK, left)
+        self._dry = not live
+
+    def _answered(self, peer: int, gift: int, unstarted: int) -> None:
+        self._spare[peer] = unstarted
         if peer in self._asked:
             self._asked.discard(peer)
             self._gained += gift
-            if not self._asked and self._gained == 0 and self._left == 0:
+            if not self._asked and self._gained == 0 and self._left == 0 and self._everyone:
                 self._dry = True  # nobody had an unstarted evaluation to give: asking again cannot help
 
     def _give(self, asker: int, left: int) -> None:
@@ -180,10 +198,10 @@ class Worker:
         has not started as evens out the two (rounded towards the asker; nothing once retired)."""
         if self.transport.closing:
             return  # the asker counts our RETIRED as the answer
-        unstarted = max(0, self.budget - self.n_done - len(self.requeued)) if self.budget is not None else 0
+        unstarted = self._unstarted()
         gift = max(0, -((left - unstarted) // 2))  # ceil((unstarted - left) / 2)
         self.budget = None if self.budget is None else self.budget - gift
-        self.transport.send(asker, Tag.GIFT, gift)
+        self.transport.send(asker, Tag.GIFT, (gift, unstarted - gift))
 
     def request_stop(self, reason: str, broadcast: bool = True) -> None:
         """Start no new evaluation; tell every other worker to do the same."""
@@ -259,7 +277,8 @@ class Worker:
     def _handle(self, msgs: list[tuple[int, int, Any]]) -> None:
         for src, tag, payload in msgs:
             if tag == Tag.RESULT:
-                self._peer_result(*payload)
+                self._spare[src] = payload[2]
+                self._peer_result(*payload[:2])
             elif tag == Tag.MIGRANT:
                 self._immigrate(*payload)
             elif tag == Tag.DEACTIVATE:
@@ -273,11 +292,12 @@ class Worker:
             elif tag == Tag.ASK:
                 self._give(src, payload)
             elif tag == Tag.GIFT:
-                self.budget += payload  # type: ignore[operator]
-                self._answered(src, payload)
+                gift, unstarted = payload
+                self.budget += gift  # type: ignore[operator]
+                self._answered(src, gift, unstarted)
             elif tag == Tag.RETIRED:
                 self._retired.add(src)
-                self._answered(src, 0)
+                self._answered(src, 0, 0)
 
     def _peer_result(self, ind: Individual | None, starting: dict[str, Any] | None) -> None:
         pop = self.evolver.population
