@@ -141,6 +141,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             worker.run()
             result = worker.result(top_n)
         finally:
+            worker.journal.close()  # (done by the run already, unless it raised): fsync, unlock the directory
             if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
                 transport.free()
         if rank == 0 and result.best is not None:
@@ -159,14 +160,29 @@ def _open_checkpoint(checkpoint: str, resume: bool, fsync_interval: float, space
     Returns (journal, own done, total done, this rank's unfinished to run first, unfinished per rank).
     """
     rank, size = transport.rank, transport.size
-    done, total_done, requeued, queued = 0, 0, [], Counter()
     meta = {"format": ck.FORMAT, "space": space.describe(), "islands": list(layout.sizes), "ranks": size}
     outcome: Any = None
+    lock = ck.DirectoryLock(checkpoint)
     if rank == 0:
         try:
+            lock.acquire()  # before prepare: a running search's journals are neither read nor moved
             outcome = ck.prepare(checkpoint, meta, resume)
         except Exception as e:  # every rank raises it, not only rank 0
             outcome = e
+            lock.release()
+    try:
+        return _resume_and_open(checkpoint, outcome, fsync_interval, transport, evolver, policy, layout, seed, lock)
+    except BaseException:
+        lock.release()  # a later search in this process must be able to take it
+        raise
+
+
+def _resume_and_open(checkpoint: str, outcome: Any, fsync_interval: float, transport: Any, evolver: Evolver,
+                     policy: MigrationPolicy, layout: IslandLayout, seed: int,
+                     lock: ck.DirectoryLock) -> tuple[Any, int, int, list[dict[str, Any]], Counter[int]]:
+    """Every rank: learn rank 0's outcome, restore the journals when resuming, open this rank's journal."""
+    rank = transport.rank
+    done, total_done, requeued, queued = 0, 0, [], Counter()
     outcome = transport.allgather(outcome)[0]
     if isinstance(outcome, Exception):
         raise outcome
@@ -177,6 +193,7 @@ def _open_checkpoint(checkpoint: str, resume: bool, fsync_interval: float, space
                  total_done, checkpoint, done, len(requeued))
     transport.allgather(None)  # nobody writes before everyone has read the journals
     journal = ck.Journal(checkpoint, rank, fsync_interval=fsync_interval)
+    journal.lock = lock if lock.held else None
     if outcome == "resume":
         journal.write({"ev": "resume", "resumed": total_done, "unfinished": len(requeued), "t": time.time()})
     return journal, done, total_done, requeued, queued

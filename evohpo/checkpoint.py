@@ -3,6 +3,7 @@
 Layout of a checkpoint directory::
 
     DIR/meta.json                  what the search is (format, space, island layout, ranks); written atomically
+    DIR/lock                       locked (flock) by rank 0 of the search running now; says which process holds it
     DIR/journal-r0003.jsonl        every event of rank 3, one JSON object a line, appended and flushed
     DIR/journal-r0003.jsonl.torn   bytes of a write cut short by a crash, moved aside when the journal reopens
     DIR/backup-YYYYmmdd-HHMMSS/    an earlier search, moved here by ``prepare(..., resume=False)``
@@ -45,6 +46,14 @@ StrPath = str | os.PathLike
 
 class CheckpointMismatch(ValueError):
     """The checkpoint directory belongs to another search: its space, island layout or format differs."""
+
+
+class CheckpointInUse(RuntimeError):
+    """Another running search holds the checkpoint directory's lock."""
+
+
+class UnlockedWarning(UserWarning):
+    """The file system cannot lock files: nothing stops a second job from writing the same checkpoint."""
 
 
 class TornRecordWarning(UserWarning):
@@ -128,6 +137,7 @@ class Journal:
         _repair_tail(self.path)
         self._file: Any = open(self.path, "ab", buffering=0)  # O_APPEND, unbuffered: one write() per record
         self._last_sync = time.monotonic()
+        self.lock: DirectoryLock | None = None  # the directory's lock, released with the journal (rank 0)
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line in one unbuffered write; fsync every ``fsync_interval`` seconds."""
@@ -162,6 +172,8 @@ class Journal:
         finally:
             self._file.close()
             self._file = None
+            if self.lock is not None:
+                self.lock.release()
 
     @property
     def closed(self) -> bool:
@@ -463,6 +475,62 @@ def restore(directory: StrPath) -> Restored:
 
 
 # --- the directory ----------------------------------------------------------------------------------------
+LOCK = "lock"
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on DIR/lock for as long as one search writes to DIR (taken by its rank 0).
+
+    A second search on the same directory fails at once with ``CheckpointInUse`` naming the holder. The lock
+    goes with the process (a crash or SIGKILL releases it). On file systems without locks (some Lustre
+    mounts) an ``UnlockedWarning`` is given and the search goes on unlocked.
+    """
+
+    def __init__(self, directory: StrPath) -> None:
+        self.path = Path(directory) / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> DirectoryLock:
+        import fcntl
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointInUse(f"checkpoint directory {str(self.path.parent)!r} is in use by another running "
+                                  f"search ({holder}); give each job its own directory, or wait for it to end"
+                                  ) from None
+        except OSError as e:  # ENOLCK, EOPNOTSUPP, ENOSYS: a file system without locks
+            os.close(fd)
+            warnings.warn(f"cannot lock {self.path} ({e}): make sure no other job writes to this checkpoint "
+                          "directory", UnlockedWarning, stacklevel=2)
+            return self
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                 .encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Unlock (closing the file releases the flock); releasing twice is a no-op."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> DirectoryLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 def _fsync_dir(directory: Path) -> None:
     """Make renames in ``directory`` durable (best effort: not every platform can open a directory)."""
     try:

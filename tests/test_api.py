@@ -250,3 +250,17 @@ def test_many_optimize_calls_in_one_process() -> None:
         print("ok")
     """, timeout=300)
     assert out.strip() == "ok"
+
+
+def test_a_checkpoint_directory_in_use_is_refused_and_left_alone(tmp_path) -> None:
+    from evohpo import checkpoint as ck
+
+    evohpo.optimize(quad, SPACE, generations=20, seed=5, comm=None, checkpoint=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with ck.DirectoryLock(tmp_path):  # another search is running here
+        for resume in (True, False):
+            with pytest.raises(ck.CheckpointInUse, match="in use by another running search"):
+                evohpo.optimize(quad, SPACE, generations=20, seed=5, comm=None, checkpoint=tmp_path, resume=resume)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # nothing moved
+    r = evohpo.optimize(quad, SPACE, generations=30, seed=5, comm=None, checkpoint=tmp_path)  # released: resumes
+    assert r.resumed == 20 and r.n_evaluations == 10

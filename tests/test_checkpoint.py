@@ -533,3 +533,29 @@ def test_a_short_write_is_continued(tmp_path: Path) -> None:
         j.write(rec)
     j.close()
     assert [i.id for i in restore(tmp_path).individuals] == ["0-0"]
+
+
+# --- the directory lock -------------------------------------------------------------------------------------
+def test_a_locked_directory_refuses_a_second_search_and_names_the_holder(tmp_path: Path) -> None:
+    first = checkpoint.DirectoryLock(tmp_path).acquire()
+    assert first.held
+    with pytest.raises(checkpoint.CheckpointInUse, match=rf"in use by another running search \(pid {os.getpid()} on"):
+        checkpoint.DirectoryLock(tmp_path).acquire()
+    first.release()
+    first.release()  # twice is a no-op
+    with checkpoint.DirectoryLock(tmp_path) as second:
+        assert second.held
+    assert not second.held
+
+
+def test_a_file_system_without_locks_warns_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(checkpoint.UnlockedWarning, match="make sure no other job"):
+        lock = checkpoint.DirectoryLock(tmp_path).acquire()
+    assert not lock.held
