@@ -3,7 +3,6 @@ one stored training per (benchmark seed, configuration), and the incumbent score
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,17 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "bench"))
+import quality  # noqa: E402  (bench/quality.py)
 
-
-quality = _load("_bench_quality_under_test", ROOT / "bench" / "quality.py")
 table = quality.table_module()  # the module quality.py itself uses
 NAMES = table.names()
 
