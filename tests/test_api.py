@@ -256,8 +256,8 @@ def test_a_checkpoint_directory_in_use_is_refused_and_left_alone(tmp_path) -> No
     from evohpo import checkpoint as ck
 
     evohpo.optimize(quad, SPACE, generations=20, seed=5, comm=None, checkpoint=tmp_path)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     with ck.DirectoryLock(tmp_path):  # another search is running here
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
         for resume in (True, False):
             with pytest.raises(ck.CheckpointInUse, match="in use by another running search"):
                 evohpo.optimize(quad, SPACE, generations=20, seed=5, comm=None, checkpoint=tmp_path, resume=resume)
