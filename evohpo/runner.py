@@ -170,14 +170,14 @@ class Worker:
 
     def _ask(self) -> None:
         """Ask for evaluations, one round at a time: the peer that last said it has the most unstarted ones, if
-        that is more than we have left; out of evaluations with no such peer, every peer still working (their
-        answers are authoritative: all none, and asking again cannot help)."""
+        that is enough to give some (two more than we have left); out of evaluations with no such peer, every
+        peer still working (their answers are authoritative: all none, and asking again cannot help)."""
         if not self.share_budget or self._asked or self._dry:
             return
         left = max(0, self.budget - self.n_done)  # type: ignore[operator]
         live = [p for p in self.peers if p not in self._retired]
         richest = max(live, key=lambda p: self._spare.get(p, self._first_share), default=None)
-        if richest is not None and self._spare.get(richest, self._first_share) > left:
+        if richest is not None and self._spare.get(richest, self._first_share) >= left + 2:  # it would give some
             self._asked = {richest}
         elif left == 0:
             self._asked = set(live)
@@ -195,11 +195,12 @@ class Worker:
 
     def _give(self, asker: int, left: int) -> None:
         """Answer an ASK from a worker with ``left`` evaluations to run: as many of the evaluations this worker
-        has not started as evens out the two (rounded towards the asker; nothing once retired)."""
+        has not started as evens out the two, rounded down so that the giver never ends up with fewer than the
+        asker (else two idle workers could hand one evaluation back and forth); nothing once retired."""
         if self.transport.closing:
             return  # the asker counts our RETIRED as the answer
         unstarted = self._unstarted()
-        gift = max(0, -((left - unstarted) // 2))  # ceil((unstarted - left) / 2)
+        gift = max(0, (unstarted - left) // 2)
         self.budget = None if self.budget is None else self.budget - gift
         self.transport.send(asker, Tag.GIFT, (gift, unstarted - gift))
 

@@ -37,9 +37,11 @@ def test_a_gift_evens_out_giver_and_asker() -> None:
     w[2].n_done = 10
     w[2]._give(asker=0, left=0)
     assert w[0].transport.poll() == [(2, Tag.GIFT, (0, 0))]
-    w[1].n_done = 6  # one not started: an idle asker gets it
+    w[1].n_done = 5  # two not started (budget 7 after the first gift): an idle asker gets one
     w[1]._give(asker=0, left=0)
-    assert w[0].transport.poll() == [(1, Tag.GIFT, (1, 0))]
+    assert w[0].transport.poll() == [(1, Tag.GIFT, (1, 1))]
+    w[1]._give(asker=0, left=0)  # its last one it keeps: two idle workers must not pass it back and forth
+    assert w[0].transport.poll() == [(1, Tag.GIFT, (0, 1))]
 
 
 def test_the_richest_peer_is_asked_alone_and_everyone_only_when_none_is_known() -> None:
