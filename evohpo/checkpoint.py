@@ -352,6 +352,7 @@ class Restored:
     states: dict[int, dict[str, Any]] = field(default_factory=dict)
     evaluations: dict[int, int] = field(default_factory=dict)
     hops: dict[str, int] = field(default_factory=dict)  # id -> how often it migrated (the highest hop seen)
+    ran_on: dict[str, int] = field(default_factory=dict)  # id -> the island whose worker evaluated it
 
     @property
     def n_evaluations(self) -> int:
@@ -463,6 +464,7 @@ def restore(directory: StrPath) -> Restored:
                    hops={ident: key[0] for ident, (key, _) in moves.items()})
     by_id: dict[str, Individual] = {}
     for ident, (_, ind, rank) in ends.items():
+        out.ran_on[ident] = ind.island
         if ident in moves and moves[ident][1] != ind.island:
             ind = ind.moved(moves[ident][1])
         by_id[ident] = ind

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .space import Choice, Space
+from .space import Choice, Encoding, Space
 
 Params = dict[str, Any]
 Propagator = Callable[[Sequence[Params], np.random.Generator], list[Params]]
@@ -270,8 +270,6 @@ class AdaptiveGA:
 
     def __init__(self, space: Space, pop_size: int, crossover_prob: float = 0.7, scale: float = 1.0,
                  min_sigma: float = 1e-3, max_sigma: float = 0.3, random_init_prob: float = 0.05) -> None:
-        from .space import Encoding
-
         self.space, self.pop_size = Space(space), _check_count("pop_size", pop_size)
         self.crossover = CrossoverUniform(crossover_prob)
         self.random_init_prob = _check_prob("random_init_prob", random_init_prob)

@@ -75,24 +75,16 @@ def _torn_count(caught: list[warnings.WarningMessage]) -> int:
 
 
 def _read(directory: Path) -> tuple[ck.Restored, dict[str, Any], int]:
-    """restore() plus what it leaves out: where each evaluation ran, each rank's last event, the time span."""
+    """restore() plus what it leaves out: each rank's last event and the time span."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ck.TornRecordWarning)
         restored = ck.restore(directory)
         torn = _torn_count(caught)
         caught.clear()
-        ran_on: dict[str, int] = {}
-        started_on: dict[tuple[Any, str], int] = {}  # (rank, id) -> island of its start record
         last_ev: dict[int, str] = {}
         first, last = math.inf, -math.inf
         for rec in ck.read_records(directory):
-            ev, ident = rec.get("ev"), str(rec.get("id"))
-            if ev == "start" and isinstance(rec.get("island"), int):
-                started_on[(rec.get("rank"), ident)] = rec["island"]
-            elif ev == "end":
-                island = rec.get("island", started_on.get((rec.get("rank"), ident)))  # format /1 ends hold it
-                if isinstance(island, int):
-                    ran_on[ident] = island
+            ev = rec.get("ev")
             if isinstance(rec.get("rank"), int):
                 last_ev[rec["rank"]] = str(ev)
             t = _number(rec.get("t"))
@@ -105,7 +97,7 @@ def _read(directory: Path) -> tuple[ck.Restored, dict[str, Any], int]:
         for w in caught:  # anything else is the caller's business
             if not issubclass(w.category, ck.TornRecordWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return restored, {"ran_on": ran_on, "last_ev": last_ev, "first": first, "last": last}, torn
+    return restored, {"last_ev": last_ev, "first": first, "last": last}, torn
 
 
 def load(directory: ck.StrPath) -> Results:
@@ -148,7 +140,7 @@ class Results:
         self.individuals: list[Individual] = list(restored.individuals)  # finished, by end time
         self.unfinished: list[dict[str, Any]] = list(restored.unfinished)  # started or interrupted, not redone
         self.torn = torn  # journals whose torn last line was skipped
-        self._ran_on: dict[str, int] = extra["ran_on"]
+        self._ran_on: dict[str, int] = restored.ran_on
         self._last_ev: dict[int, str] = extra["last_ev"]
         self._first: float = extra["first"]
         self._last: float = extra["last"]

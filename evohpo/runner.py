@@ -181,7 +181,7 @@ class Worker:
             self._asked = {richest}
         elif left == 0:
             self._asked = set(live)
-        self._gained, self._left, self._everyone = 0, left, len(self._asked) > 1 or self._asked == set(live)
+        self._gained, self._left, self._everyone = 0, left, self._asked == set(live)
         self.transport.send_all(sorted(self._asked), Tag.ASK, left)
         self._dry = not live
 

@@ -62,10 +62,6 @@ class Transport(ABC):
             self.sent[dests] += 1
             self._send_all(dests, int(tag), payload)
 
-    def _send_all(self, dests: list[int], tag: int, payload: Any) -> None:
-        for dest in dests:
-            self._send(dest, tag, payload)
-
     def poll(self) -> list[Message]:
         """Everything that has arrived, without waiting; completed sends are freed too."""
         self._free_completed()
@@ -90,7 +86,7 @@ class Transport(ABC):
         return bool(np.array_equal(self.received, self._expected)) and self.pending_sends() == 0
 
     @abstractmethod
-    def _send(self, dest: int, tag: int, payload: Any) -> None: ...
+    def _send_all(self, dests: list[int], tag: int, payload: Any) -> None: ...
 
     @abstractmethod
     def _receive(self) -> list[Message]: ...
@@ -133,9 +129,6 @@ class MPITransport(Transport):
         self._counts_in = np.zeros(self.size, dtype=np.int64)
         self._counts_out = np.zeros(self.size, dtype=np.int64)
         self._counts_req: Any = None
-
-    def _send(self, dest: int, tag: int, payload: Any) -> None:
-        self._send_all([dest], tag, payload)
 
     def _send_all(self, dests: list[int], tag: int, payload: Any) -> None:
         data = self._mpi.pickle.dumps(payload)  # once, however many receivers: what isend would send each
@@ -198,8 +191,9 @@ class ThreadTransport(Transport):
         super().__init__(rank, hub.size)
         self.hub = hub
 
-    def _send(self, dest: int, tag: int, payload: Any) -> None:
-        self.hub.boxes[dest].put((self.rank, tag, payload))
+    def _send_all(self, dests: list[int], tag: int, payload: Any) -> None:
+        for dest in dests:
+            self.hub.boxes[dest].put((self.rank, tag, payload))
 
     def _receive(self) -> list[Message]:
         box, out = self.hub.boxes[self.rank], []

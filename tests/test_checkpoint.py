@@ -269,7 +269,9 @@ def test_migration_uses_the_highest_hop_not_file_order_or_time(tmp_path: Path) -
 
 def test_single_migration(tmp_path: Path) -> None:
     write(tmp_path, 0, [*ran(0, 0, island=0), *ran(0, 1, island=0), migrate("0-1", 0, 3, hop=1)])
-    assert {i.id: i.island for i in restore(tmp_path).individuals} == {"0-0": 0, "0-1": 3}
+    r = restore(tmp_path)
+    assert {i.id: i.island for i in r.individuals} == {"0-0": 0, "0-1": 3}
+    assert r.ran_on == {"0-0": 0, "0-1": 0}  # where it was evaluated, not where it lives now
 
 
 def test_pollination_copies(tmp_path: Path) -> None:
