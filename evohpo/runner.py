@@ -16,6 +16,7 @@ from typing import Any
 from .checkpoint import Journal, NullJournal, end_record, start_record
 from .context import EvalContext, evaluating
 from .evolver import Evolver, SpaceExhausted
+from .gcfreeze import SurvivorFreezer
 from .individual import FAILED, INTERRUPTED, Individual
 from .migration import IslandLayout, MigrationPolicy
 from .progress import Progress
@@ -97,10 +98,17 @@ class Worker:
         self._progress: dict[int, tuple[int, float]] = {}
         self._t0 = self._last_report = self._last_state = time.time()
         self.state_interval = state_interval
+        self._freezer = SurvivorFreezer()
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self) -> str:
         """Work until the budget, the time limit, a stop signal or an exhausted space; then terminate cleanly."""
+        try:
+            return self._loop()
+        finally:
+            self._freezer.close()  # also when an evaluation raises (on_error="raise")
+
+    def _loop(self) -> str:
         self._t0 = self._last_report = time.time()
         unshared: Individual | None = None
         while True:
@@ -118,6 +126,7 @@ class Worker:
                 self.stop_reason = reason
                 break
             unshared = self._record(self._evaluate(params))
+            self._freezer.tick(len(self.evolver.population))
             self._maybe_migrate()
             self._report()
         self._finish(reason)
@@ -195,12 +204,13 @@ class Worker:
 
     def _give(self, asker: int, left: int) -> None:
         """Answer an ASK from a worker with ``left`` evaluations to run: as many of the evaluations this worker
-        has not started as evens out the two, rounded down so that the giver never ends up with fewer than the
-        asker (else two idle workers could hand one evaluation back and forth); nothing once retired."""
+        has not started as evens out the two. Rounded up while the asker still runs one (it will be free before
+        this worker reaches its last), down once it is idle: then both are free now, and rounding up would let
+        two idle workers hand one evaluation back and forth. Nothing once retired."""
         if self.transport.closing:
             return  # the asker counts our RETIRED as the answer
         unstarted = self._unstarted()
-        gift = max(0, (unstarted - left) // 2)
+        gift = max(0, (unstarted - left + (left > 0)) // 2)
         self.budget = None if self.budget is None else self.budget - gift
         self.transport.send(asker, Tag.GIFT, (gift, unstarted - gift))
 

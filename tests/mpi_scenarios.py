@@ -48,8 +48,35 @@ def sphere(sleep: tuple[float, float] | None = None, fail_every: int = 0, seed: 
     return problem, loss, calls
 
 
+def first_poll_after_a_pause(rounds: int = 20) -> None:
+    """Every other rank sends rank 0 a message while it sleeps (making no MPI progress); rank 0 polls once.
+
+    Prints how many messages each single poll returned: a result that arrived during an evaluation must be seen
+    by the first poll after it, not one evaluation later.
+    """
+    from evohpo.transport import MPITransport, Tag
+
+    transport = MPITransport(COMM)
+    seen = []
+    for _ in range(rounds):
+        COMM.Barrier()
+        if RANK == 0:
+            time.sleep(0.05)
+            seen.append(len(transport.poll()))
+        else:
+            transport.send(0, Tag.PROGRESS, (RANK, 0.0))
+    transport.close()
+    while not transport.finished():
+        transport.poll()
+    transport.free()
+    if RANK == 0:
+        print("RESULT " + json.dumps(seen), flush=True)
+
+
 def main() -> None:
     name = sys.argv[1]
+    if name == "first_poll":
+        return first_poll_after_a_pause()
     if os.environ.get("EVOHPO_TEST_PIDDIR"):  # lets a test signal one chosen rank
         Path(os.environ["EVOHPO_TEST_PIDDIR"], f"rank-{RANK}.pid").write_text(str(os.getpid()))
     opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}

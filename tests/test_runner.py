@@ -42,6 +42,9 @@ def test_a_gift_evens_out_giver_and_asker() -> None:
     assert w[0].transport.poll() == [(1, Tag.GIFT, (1, 1))]
     w[1]._give(asker=0, left=0)  # its last one it keeps: two idle workers must not pass it back and forth
     assert w[0].transport.poll() == [(1, Tag.GIFT, (0, 1))]
+    w[2].budget, w[2].n_done = 12, 10  # two not started, the asker still runs its last: it gets one of them
+    w[2]._give(asker=0, left=1)
+    assert w[0].transport.poll() == [(2, Tag.GIFT, (1, 1))]
 
 
 def test_the_richest_peer_is_asked_alone_and_everyone_only_when_none_is_known() -> None:
