@@ -1,4 +1,9 @@
-"""Build the ``cnn_digits`` table: a small CNN on scikit-learn's 8x8 digits, trained in plain PyTorch.
+"""Build the ``cnn_digits`` tables: a small CNN on scikit-learn's 8x8 digits, trained in plain PyTorch.
+
+Two grids (``--table``): ``cnn_digits`` (378 configurations: layers x channels x activation x optimizer x lr,
+no dropout) and ``cnn_digits_wide`` (3024: four activations, three optimizers, 32 channels and a dropout
+knob added), whose size keeps the best configurations rare enough to tell optimizers apart at 100-240
+evaluations. ``--device cuda`` trains on a GPU (the wide table was built that way).
 
 Data: fixed stratified 70/30 train/validation split (random_state=0), pixels scaled to [0, 1].
 Network: ``layers`` x [Conv2d(kernel, same padding) -> activation], MaxPool2d(2) -> 4x4, flatten,
@@ -17,6 +22,7 @@ from one shared stream) and float summation order. ``--check`` verifies this aga
 one-model loop (``train_single``).
 
     .venv/bin/python bench/tables/make_cnn_digits.py            # build bench/tables/cnn_digits.json
+    python bench/tables/make_cnn_digits.py --table cnn_digits_wide --device cuda
     .venv/bin/python bench/tables/make_cnn_digits.py --time     # time a few groups, build nothing
     .venv/bin/python bench/tables/make_cnn_digits.py --check    # batched vs one-by-one training
 """
@@ -50,10 +56,19 @@ SPACE: dict[str, list] = {
     "optimizer": ["sgd", "adam"],
     "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
 }
-DROPOUT = 0.0  # fixed: a dropout knob doubles the cost (kept batchable: add "dropout" to SPACE and BATCHED_KEYS)
+WIDE_SPACE: dict[str, list] = {
+    "layers": [1, 2, 3],
+    "channels": [4, 8, 16, 32],
+    "activation": ["relu", "tanh", "gelu", "sigmoid"],
+    "optimizer": ["sgd", "adam", "rmsprop"],
+    "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    "dropout": [0.0, 0.25, 0.5],
+}
+TABLES = {"cnn_digits": SPACE, "cnn_digits_wide": WIDE_SPACE}
+DROPOUT = 0.0  # where the grid has no dropout knob
 # Knobs that fix the network / update rule; the rest (lr, dropout) and the seed are batched.
 GROUP_KEYS = ["layers", "channels", "activation", "optimizer"]
-BATCHED_KEYS = ["lr"]
+BATCHED = ("lr", "dropout")
 
 ACTS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": F.gelu, "sigmoid": torch.sigmoid}
 ACT_MODULES = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
@@ -112,9 +127,9 @@ class Updater:
             p.grad = None
 
 
-def train_group(arch: dict, models: list[dict]) -> list[float]:
+def train_group(arch: dict, models: list[dict], device: str = "cpu") -> list[float]:
     """Train len(models) networks of architecture ``arch`` at once; each model dict holds lr, dropout, seed."""
-    xtr, ytr, xva, yva = load_data()
+    xtr, ytr, xva, yva = (t.to(device) for t in load_data())
     L, C, act = arch["layers"], arch["channels"], ACTS[arch["activation"]]
     M = len(models)
     # Initial weights: exactly those of a seeded single model.
@@ -132,12 +147,14 @@ def train_group(arch: dict, models: list[dict]) -> list[float]:
     params.append(torch.stack([ln.weight.detach().t() for ln in lin]).clone())  # (M, C*16, 10)
     params.append(torch.stack([ln.bias.detach() for ln in lin]).clone())  # (M, 10)
     rows += [1, 1]
+    params = [p.to(device) for p in params]
     for p in params:
         p.requires_grad_(True)
-    lr_model = torch.tensor([m["lr"] for m in models], dtype=torch.float32)
+    lr_model = torch.tensor([m["lr"] for m in models], dtype=torch.float32, device=device)
     lrs = [lr_model.repeat_interleave(r).reshape(-1, *([1] * (p.dim() - 1))) for p, r in zip(params, rows)]
     upd = Updater(arch["optimizer"], params, lrs)
-    keep = 1.0 - torch.tensor([m.get("dropout", DROPOUT) for m in models], dtype=torch.float32).reshape(1, M, 1)
+    keep = 1.0 - torch.tensor([m.get("dropout", DROPOUT) for m in models], dtype=torch.float32,
+                              device=device).reshape(1, M, 1)
     has_dropout = bool((keep < 1).any())
 
     def forward(x: torch.Tensor, train: bool) -> torch.Tensor:  # x: (B, M, 8, 8) -> logits (B, M, 10)
@@ -157,7 +174,7 @@ def train_group(arch: dict, models: list[dict]) -> list[float]:
     for _ in range(EPOCHS):
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (S, n)
         for i in range(0, n, BATCH_SIZE):
-            idx = perms[:, i:i + BATCH_SIZE][seed_col].t()  # (B, M): sample of each model
+            idx = perms[:, i:i + BATCH_SIZE][seed_col].t().to(device)  # (B, M): sample of each model
             logits = forward(xs[idx], True)
             loss = F.cross_entropy(logits.reshape(-1, 10), ytr[idx].reshape(-1), reduction="sum") / idx.shape[0]
             loss.backward()
@@ -194,36 +211,46 @@ def train_single(params: dict, seed: int) -> float:
     return DIVERGED if not torch.isfinite(o).all() else float((o.argmax(1) != yva).float().mean())
 
 
-def group_models() -> list[dict]:
-    return [dict(zip(BATCHED_KEYS, c)) | {"seed": s}
-            for c in itertools.product(*(SPACE[k] for k in BATCHED_KEYS)) for s in range(SEEDS)]
+def batched_keys(space: dict[str, list]) -> list[str]:
+    return [k for k in BATCHED if k in space]
+
+
+def group_models(space: dict[str, list] = SPACE) -> list[dict]:
+    keys = batched_keys(space)
+    return [dict(zip(keys, c)) | {"seed": s} for c in itertools.product(*(space[k] for k in keys))
+            for s in range(SEEDS)]
 
 
 class GroupedEvaluator:
     """evaluate(params, seed) for _build.build: trains a whole group on first request, then serves from cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, space: dict[str, list] = SPACE, device: str = "cpu") -> None:
+        self.space, self.keys, self.device = space, batched_keys(space), device
         self.cache: dict[tuple, float] = {}
         self.group_seconds: dict[tuple, float] = {}
 
     def __call__(self, params: dict, seed: int) -> float:
         gk = tuple(params[k] for k in GROUP_KEYS)
         if gk not in self.group_seconds:
-            models = group_models()
+            models = group_models(self.space)
             t0 = time.perf_counter()
-            errs = train_group(dict(zip(GROUP_KEYS, gk)), models)
+            errs = train_group(dict(zip(GROUP_KEYS, gk)), models, self.device)
             self.group_seconds[gk] = time.perf_counter() - t0
             for m, e in zip(models, errs):
-                self.cache[gk + tuple(m[k] for k in BATCHED_KEYS) + (m["seed"],)] = e
-        return self.cache[gk + tuple(params[k] for k in BATCHED_KEYS) + (seed,)]
+                self.cache[gk + tuple(m[k] for k in self.keys) + (m["seed"],)] = e
+        return self.cache[gk + tuple(params[k] for k in self.keys) + (seed,)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--time", action="store_true", help="time a few groups and exit")
     ap.add_argument("--check", action="store_true", help="compare batched with one-by-one training and exit")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_digits.json"))
+    ap.add_argument("--table", choices=sorted(TABLES), default="cnn_digits")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda to train the groups on a GPU")
+    ap.add_argument("--out", default=None, help="default: bench/tables/<table>.json")
     args = ap.parse_args()
+    space = TABLES[args.table]
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{args.table}.json")
     torch.set_num_threads(1)
     if args.check:
         arch = {"layers": 2, "channels": 8, "activation": "tanh", "optimizer": "adam"}
@@ -231,38 +258,42 @@ def main() -> None:
         arch_sgd = dict(arch, optimizer="sgd", activation="relu")
         arch_rms = dict(arch, optimizer="rmsprop", layers=1)
         for a in (arch, arch_sgd, arch_rms):
-            batched = train_group(a, models)
+            batched = train_group(a, models, args.device)
             single = [train_single(a | m, m["seed"]) for m in models]
             print(a, "batched", np.round(batched, 4).tolist(), "single", np.round(single, 4).tolist(), flush=True)
         return
     if args.time:
-        models = group_models()
+        models = group_models(space)
         for arch in ({"layers": 1, "channels": 4, "activation": "relu", "optimizer": "adam"},
                      {"layers": 3, "channels": 16, "activation": "tanh", "optimizer": "sgd"},
                      {"layers": 2, "channels": 8, "activation": "sigmoid", "optimizer": "rmsprop"}):
             t0, c0 = time.perf_counter(), time.process_time()
-            errs = train_group(arch, models)
+            errs = train_group(arch, models, args.device)
             print(f"{arch} x {len(models)} models: wall {time.perf_counter() - t0:.2f}s "
                   f"cpu {time.process_time() - c0:.2f}s; errors {np.round(errs[::SEEDS], 3).tolist()}", flush=True)
-        n_groups = int(np.prod([len(SPACE[k]) for k in GROUP_KEYS]))
-        print(f"grid size {len(list(grid(SPACE)))}, {n_groups} groups of {len(models)} models")
+        n_groups = int(np.prod([len(space[k]) for k in GROUP_KEYS]))
+        print(f"grid size {len(list(grid(space)))}, {n_groups} groups of {len(models)} models")
         return
-    ev = GroupedEvaluator()
+    ev = GroupedEvaluator(space, args.device)
+    dropout = "Dropout(dropout)" if "dropout" in space else f"Dropout({DROPOUT})"
+    where = f"on {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else "on the CPU"
     # Walk the grid group by group (each group trained once, all its configurations then cached).
     desc = (f"Small CNN on sklearn 8x8 digits (1797 images, stratified 70/30 train/val split, random_state=0, "
             f"pixels/16). layers x [Conv2d {KERNEL}x{KERNEL} same padding -> activation], MaxPool2d(2), "
-            f"Dropout({DROPOUT}), Linear(10); {EPOCHS} epochs, batch size {BATCH_SIZE}, cross-entropy. "
+            f"{dropout}, Linear(10); {EPOCHS} epochs, batch size {BATCH_SIZE}, cross-entropy. "
             f"sgd = SGD with momentum 0.9; adam, rmsprop with torch defaults. Value: validation error "
             f"(1 - accuracy) after the last epoch; non-finite outputs (divergence) score {DIVERGED}. "
             f"Seeds 0..{SEEDS - 1} set the init and batch order. Models of one architecture+optimizer are "
             f"trained together as one grouped network (see make_cnn_digits.py), so train_seconds is the group's "
-            f"wall time divided by its number of trainings.")
+            f"wall time divided by its number of trainings. Trained {where}.")
     # train_seconds per row is a per-seed average: here a group's time split over its trainings.
     t_all = time.perf_counter()
-    table = build(name="cnn_digits", description=desc, space=SPACE, seeds=SEEDS, evaluate=ev, out=args.out,
-                  extra={"fixed": {"kernel": KERNEL, "batch_size": BATCH_SIZE, "epochs": EPOCHS, "dropout": DROPOUT}},
-                  log_every=len(group_models()) // SEEDS,
-                  seconds=lambda p: ev.group_seconds[tuple(p[k] for k in GROUP_KEYS)] / len(group_models()))
+    fixed = {"kernel": KERNEL, "batch_size": BATCH_SIZE, "epochs": EPOCHS} | (
+        {} if "dropout" in space else {"dropout": DROPOUT})
+    per_group = len(group_models(space))
+    table = build(name=args.table, description=desc, space=space, seeds=SEEDS, evaluate=ev, out=out,
+                  extra={"fixed": fixed}, log_every=per_group // SEEDS,
+                  seconds=lambda p: ev.group_seconds[tuple(p[k] for k in GROUP_KEYS)] / per_group)
     print(f"total wall {time.perf_counter() - t_all:.0f}s for {len(ev.group_seconds)} groups trained this run")
     del table
 
