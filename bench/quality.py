@@ -1140,8 +1140,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--problems", default=None,
                         help="comma list: KEY, KEY@BUDGET, globs, 'tables', 'continuous', table:NAME|PATH (mean "
                         "over seeds), table1:NAME|PATH (single run)")
-    parser.add_argument("--evohpo-strategies", default="ga,adaptive,guided",
-                        help="evohpo propagator= values, one column each (adaptive is the default propagator)")
+    parser.add_argument("--evohpo-strategies", default="ga,plain-ga,adaptive,guided",
+                        help="evohpo propagator= values, one column each (ga is the default propagator)")
     parser.add_argument("--methods", default=None, help="keep only these methods (e.g. evohpo,random)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (at most one under mpiexec)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per seed before it is a timeout")

@@ -23,7 +23,7 @@ from .transport import as_transport
 log = logging.getLogger("evohpo")
 
 
-STRATEGIES = ("ga", "adaptive", "guided", "random", "grid")
+STRATEGIES = ("ga", "plain-ga", "adaptive", "guided", "random", "grid")
 GUIDED_POOL = 64  # individuals the model-guided propagator splits into good and the rest
 
 
@@ -53,16 +53,18 @@ def split(total: int, parts: int) -> list[int]:
 
 def make_propagator(propagator: str | Propagator | None, space: Space, pop_size: int, rank: int,
                     size: int) -> Propagator:
-    """The strategy: "ga" (default), "adaptive", "guided", "random", "grid" (split across ranks), or a propagator.
+    """The strategy: "ga" (default), "plain-ga", "adaptive", "guided", "random", "grid" (split across ranks), or
+    a propagator.
 
-    "ga" had the most wins and the best mean rank in bench/quality.py (24 problems, 10 seeds) and the better
-    median than Propulate on 19 of them (13 of 16 continuous ones with 30 seeds, against 11 for "adaptive").
-    "adaptive" picks between the GA and its adaptive-step variant by their recent success: far more precise
-    on smooth problems (sphere, himmelblau, ackley, mixed-6d), worse on separable multimodal ones (schwefel,
-    birastrigin, rastrigin), and 1.4x slower per step.
+    "ga" is the GA with multi-scale mutation steps (``default_propagator``); "plain-ga" the same GA with one
+    fixed step size, as in Propulate's operators. See the README's quality table for how they compare.
+    "adaptive" picks between the GA and its adaptive-step variant by their recent success: more precise on
+    smooth problems, worse on separable multimodal ones (schwefel, birastrigin), and 1.4x slower per step.
     """
     if propagator is None or propagator == "ga":
         return default_propagator(space, pop_size)
+    if propagator == "plain-ga":
+        return default_propagator(space, pop_size, sigma_min=None)
     if propagator == "guided":
         return guided_propagator(space, pop_size)
     if propagator == "adaptive":
@@ -93,7 +95,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             time after which no evaluation starts. At least one budget is needed.
         pop_size: breeding pool size per island (default max(8, 2 x island workers)).
         migration_prob: chance per island per evaluation that emigrants leave; ``pollinate`` sends copies.
-        propagator: "ga" (default), "adaptive", "guided", "random", "grid" or a propagator
+        propagator: "ga" (default), "plain-ga", "adaptive", "guided", "random", "grid" or a propagator
             (``prop(parents, rng) -> offspring``).
         checkpoint: a directory for the per-rank journals; a search there is resumed unless ``resume=False``,
             which moves the old journals to a timestamped backup.

@@ -222,6 +222,30 @@ def test_interval_mutation_on_linear_float_is_additive() -> None:
     assert abs(np.median(d)) < 0.02 and abs(np.std(d) - 0.2) < 0.02  # sd = 0.01 x range of 20
 
 
+def test_multi_scale_steps_mix_the_full_sigma_with_log_uniform_smaller_ones() -> None:
+    space = Space({"x": Float(0.0, 1.0)})
+    rng = np.random.default_rng(13)
+
+    def steps(mut: IntervalMutationNormal) -> np.ndarray:
+        return np.abs([mut([{"x": 0.5}], rng)[0]["x"] - 0.5 for _ in range(6000)])
+
+    plain = steps(IntervalMutationNormal(space, sigma_factor=0.05))
+    multi = steps(IntervalMutationNormal(space, sigma_factor=0.05, sigma_min=5e-4, fine_prob=0.5))
+    fine = steps(IntervalMutationNormal(space, sigma_factor=0.05, sigma_min=5e-4))
+    # |N(0, s)| < 0.001 for s = 0.05: 1.6%; log-uniform sigma in [5e-4, 0.05]: 28.6% (200,000 draws)
+    assert np.mean(plain < 1e-3) < 0.03
+    assert 0.24 < np.mean(fine < 1e-3) < 0.33
+    assert abs(np.mean(multi < 1e-3) - (np.mean(plain < 1e-3) + np.mean(fine < 1e-3)) / 2) < 0.02
+    # the largest steps keep the full sigma: half of the draws use it
+    assert np.quantile(multi, 0.99) > 0.8 * np.quantile(plain, 0.99)
+
+
+@pytest.mark.parametrize("kwargs", [{"sigma_min": 0.0}, {"sigma_min": 0.1}, {"sigma_min": 1e-3, "fine_prob": 1.5}])
+def test_multi_scale_arguments_are_checked(kwargs) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs)) if "fine_prob" not in kwargs else "fine_prob"):
+        IntervalMutationNormal(Space({"x": Float(0.0, 1.0)}), sigma_factor=0.05, **kwargs)
+
+
 @pytest.mark.parametrize("param", [Int(0, 100), Int(1, 10**4, log=True), Int(-5, 5)])
 def test_integer_mutation_yields_ints(param) -> None:
     space = Space({"n": param})
