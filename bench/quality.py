@@ -34,7 +34,9 @@ file next to the JSON keeps a second driver from writing the same results file.
 evohpo runs from a snapshot of ``evohpo/`` taken at start (the working tree, or ``--evohpo-ref COMMIT`` via
 a read-only ``git archive``), so that edits made during a run do not mix versions; each evohpo result carries
 the snapshot's content hash, and ``--resume`` keeps only the evohpo results of the same sources (the peers'
-results are kept: re-running after a change to evohpo re-runs the evohpo columns only).
+results are kept: re-running after a change to evohpo re-runs the evohpo columns only). Every result of a
+table problem carries the table file's content hash too, and ``--resume`` drops (re-runs) those of a table
+that was rebuilt since.
 
 Tables (bench/tables) come in two forms. ``table:NAME``: a lookup returns the configuration's mean over the
 table's seeds (noise-free). ``table1:NAME`` ("single run"), as a real search sees it: one training per
@@ -57,6 +59,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import functools
+import hashlib
 import importlib.util
 import io
 import json
@@ -195,6 +198,24 @@ def table_key(key: str) -> tuple[str, bool] | None:
         if key.startswith(prefix):
             return key[len(prefix):], single
     return None
+
+
+@functools.cache
+def table_sha(key: str) -> str | None:
+    """A content hash of the table behind a ``table:``/``table1:`` key (None for other problems): ``--resume``
+    drops results of a table that was rebuilt since."""
+    if (tk := table_key(key)) is None:
+        return None
+    path = table_module().load_table(tk[0]).path
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
+def _current_table_sha(key: str) -> str | None:
+    try:
+        return table_sha(key)
+    except (OSError, ValueError):  # the table is gone or unreadable: its old results are stale too
+        return None
 
 
 def is_single_run(key: str) -> bool:
@@ -475,6 +496,8 @@ class Driver:
         rec = {"problem": job.task.key, "budget": job.task.budget, "method": job.method, **rec, "seed": seed}
         if job.method.startswith("evohpo:"):
             rec["evohpo_version"] = self.meta.get("evohpo_version")
+        if (sha := table_sha(job.task.key)) is not None:
+            rec["table_sha"] = sha
         if rec.get("status") == "ok":
             rec.update(self.problems[job.task.key].score(rec))
         with self.lock:
@@ -1090,10 +1113,12 @@ def _driver(args: argparse.Namespace, version: str) -> None:
     seeds = list(range(args.seeds))
     if args.resume and Path(args.json).exists():
         old = json.loads(Path(args.json).read_text())
-        stale = 0
+        stale = rebuilt = 0
         for r in old.get("runs", []):
             if r.get("method", "").startswith("evohpo:") and r.get("evohpo_version") != version:
                 stale += 1
+            elif "table_sha" in r and r["table_sha"] != _current_table_sha(r["problem"]):
+                rebuilt += 1
             elif r.get("status") == "ok":
                 drv.results[(f"{r['problem']}@{r['budget']}", r["method"], r["seed"])] = r
         drv.job_times.update({m: t for m, t in old.get("job_seconds", {}).items()
@@ -1102,7 +1127,8 @@ def _driver(args: argparse.Namespace, version: str) -> None:
                                    *([{k: old["meta"][k] for k in ("date", "minutes", "jobs")}]
                                      if "minutes" in old.get("meta", {}) else [])]
         drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}; {stale} evohpo results of "
-                f"other evohpo sources dropped (they run again)")
+                f"other evohpo sources and {rebuilt} results of since rebuilt (or removed) tables dropped (they "
+                f"run again)")
 
     jobs: list[Job] = []
     for t in tasks:

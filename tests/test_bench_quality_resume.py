@@ -1,0 +1,42 @@
+"""bench/quality.py --resume keeps results only while their table is unchanged (random search: no MPI, no peers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _table(best_mean: float) -> dict:
+    rows = [{"params": {"a": a}, "val_error": [m, m, m], "mean": m} for a, m in enumerate([0.5, best_mean, 0.4])]
+    return {"name": "tiny", "seeds": 3, "space": {"a": [0, 1, 2]}, "rows": rows}
+
+
+def _run(tmp_path: Path, *extra: str) -> tuple[list[dict], str]:
+    cmd = [sys.executable, str(ROOT / "bench" / "quality.py"), "--problems", f"table:{tmp_path / 'tiny.json'}@4",
+           "--methods", "random", "--seeds", "2", "--json", str(tmp_path / "q.json"), "--out", str(tmp_path / "q.md"),
+           *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((tmp_path / "q.json").read_text())["runs"], proc.stderr
+
+
+def test_resume_drops_results_of_a_rebuilt_table(tmp_path: Path) -> None:
+    table = tmp_path / "tiny.json"
+    table.write_text(json.dumps(_table(0.1)))
+    first, _ = _run(tmp_path)
+    assert len(first) == 2 and all(r["status"] == "ok" and r["table_sha"] for r in first)
+
+    kept, log = _run(tmp_path, "--resume")  # same table: nothing runs again
+    assert kept == first and "0 results of since rebuilt" in log
+
+    table.write_text(json.dumps(_table(0.3)))  # rebuilt: another best, so other regrets
+    redone, log = _run(tmp_path, "--resume")
+    assert "2 results of since rebuilt" in log
+    assert {r["table_sha"] for r in redone}.isdisjoint({r["table_sha"] for r in first})
+    # every lookup of a 4-lookup random search over 3 configurations finds the best: regret 0 either way,
+    # but the incumbent's value is the new table's
+    assert all(r["best"] == 0.3 for r in redone) and all(r["best"] == 0.1 for r in first)
