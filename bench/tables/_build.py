@@ -26,6 +26,24 @@ def key(params: dict[str, Any], names: list[str]) -> str:
     return json.dumps([params[n] for n in names])
 
 
+def read_partial(out: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The finished rows of an interrupted build of ``out``, by ``key``; empty when there is none."""
+    done: dict[str, dict[str, Any]] = {}
+    partial = out + ".partial.jsonl"
+    if os.path.exists(partial):
+        with open(partial) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a kill
+                    continue
+                done[key(row["params"], names)] = row
+    return done
+
+
 def build(
     *,
     name: str,
@@ -52,18 +70,8 @@ def build(
             raise ValueError("order must be a permutation of the grid")
         points = order
     partial = out + ".partial.jsonl"
-    done: dict[str, dict[str, Any]] = {}
-    if os.path.exists(partial):
-        with open(partial) as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short by a kill
-                    continue
-                done[key(row["params"], names)] = row
+    done = read_partial(out, names)
+    if done:
         print(f"resuming: {len(done)}/{len(points)} configurations already done", flush=True)
     t_start = time.perf_counter()
     n_new = 0

@@ -53,7 +53,6 @@ invscaling the top was wider; at max_iter=10 adaptive mostly equals constant.) T
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
@@ -74,7 +73,7 @@ from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _build import build, grid, key  # noqa: E402
+from _build import build, grid, key, read_partial  # noqa: E402
 
 SEEDS = 3
 MAX_ITER = 200_000
@@ -95,11 +94,15 @@ X, Y = load_breast_cancer(return_X_y=True)
 FOLDS = list(StratifiedKFold(SEEDS, shuffle=True, random_state=0).split(X, Y))
 
 
+def _scaler(name: str) -> list:
+    """The pipeline's scaling step: [] for "none", else a StandardScaler or a MinMaxScaler."""
+    return {"none": [], "standard": [StandardScaler()], "minmax": [MinMaxScaler()]}[name]
+
+
 def evaluate(params: dict, seed: int) -> float:
     tr, va = FOLDS[seed]
-    scaler = StandardScaler() if params["scaler"] == "standard" else MinMaxScaler()
-    model = make_pipeline(scaler, SVC(C=params["C"], kernel=params["kernel"], gamma=params["gamma"],
-                                      max_iter=MAX_ITER))
+    model = make_pipeline(*_scaler(params["scaler"]),
+                          SVC(C=params["C"], kernel=params["kernel"], gamma=params["gamma"], max_iter=MAX_ITER))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X[tr], Y[tr])
@@ -137,8 +140,7 @@ KNN_SPACE: dict[str, list] = {
 
 def evaluate_knn(params: dict, seed: int) -> float:
     tr, va = DFOLDS[seed]
-    steps = [] if params["scaler"] == "none" else \
-        [StandardScaler() if params["scaler"] == "standard" else MinMaxScaler()]
+    steps = _scaler(params["scaler"])
     steps.append(PCA(params["pca"], whiten=params["whiten"] == "yes", svd_solver="full"))
     steps.append(KNeighborsClassifier(params["n_neighbors"], weights=params["weights"], metric=params["metric"],
                                       algorithm="brute"))
@@ -163,8 +165,7 @@ DIVERGED = 0.9  # error of a fit that overflowed (chance level on 10 balanced cl
 
 def fit_sgd(params: dict, seed: int) -> float:
     tr, va = DFOLDS[seed]
-    steps = [] if params["scaler"] == "none" else \
-        [StandardScaler() if params["scaler"] == "standard" else MinMaxScaler()]
+    steps = _scaler(params["scaler"])
     steps.append(SGDClassifier(loss=params["loss"], penalty=params["penalty"], alpha=params["alpha"], l1_ratio=0.5,
                                learning_rate=params["learning_rate"], eta0=SGD_ETA0, power_t=0.5,
                                average=params["average"] == "yes", max_iter=SGD_MAX_ITER, tol=SGD_TOL,
@@ -220,15 +221,7 @@ def build_sgd(out: str, jobs: int = 2) -> None:
             f"A fit that overflows scores {DIVERGED}. The 3 'seeds' are the folds of StratifiedKFold(3, "
             "shuffle=True, random_state=0): error on fold i of the pipeline fitted on the other two.")
     names = list(SGD_SPACE)
-    done = set()
-    partial = out + ".partial.jsonl"
-    if os.path.exists(partial):
-        with open(partial) as f:
-            for line in f:
-                try:
-                    done.add(key(json.loads(line)["params"], names))
-                except (json.JSONDecodeError, KeyError):
-                    continue
+    done = read_partial(out, names)
     todo = [p for p in grid(SGD_SPACE) if key(p, names) not in done]
     results: dict[str, tuple[list[float], float]] = {}
     t0 = time.perf_counter()
