@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from evohpo import Evolver, Float, Individual, Int
-from evohpo.benchmarks import get
+from evohpo.testing.functions import get
 
 SIZES = (100, 1_000, 10_000, 100_000)
 

@@ -10,8 +10,8 @@ timeout: a hang is reported, never fatal). Propulate runs in a separate clean ve
 dump-token messages, so its communication is unchanged, but skips the pickle writes; Propulate 1.2.2 has no
 switch for that).
 
-Measured, the same way on both sides, by wrapping the loss function (5-D sphere from ``evohpo.benchmarks``,
-loaded from its file on the Propulate side so that evohpo is not installed there):
+Measured, the same way on both sides, by wrapping the loss function (5-D sphere from
+``evohpo.testing.functions``, imported from the source tree on the Propulate side):
 
 - evaluations/s: evaluations of all ranks / the longest per-rank wall time of the optimize call
   (evohpo: ``optimize``; Propulate: ``Propulator(...)``, ``propulate()``, ``summarize(debug=0)``);
@@ -24,7 +24,6 @@ loaded from its file on the Propulate side so that evohpo is not installed there
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -58,16 +57,14 @@ PROPULATE_ONE_RANK = "skipped: hangs on 1 rank under MPICH (blocking self-send o
 # ---------------------------------------------------------------------------------------------------------------
 
 def _sphere_loss(side: str):
-    """The 5-D sphere ``loss(params)`` and its space; the Propulate side loads evohpo's module from its file."""
-    if side == "evohpo":
-        from evohpo import benchmarks
-    else:
-        name = "_evohpo_benchmarks"
-        spec = importlib.util.spec_from_file_location(name, ROOT / "evohpo" / "benchmarks.py")
-        benchmarks = importlib.util.module_from_spec(spec)
-        sys.modules[name] = benchmarks
-        spec.loader.exec_module(benchmarks)
-    p = benchmarks.get("sphere", DIM)
+    """The 5-D sphere ``loss(params)`` and its space, from ``evohpo.testing.functions`` on both sides: on the
+    Propulate side the source tree is put on ``sys.path`` (evohpo is not installed there; the module and
+    ``import evohpo`` need only numpy)."""
+    if side != "evohpo" and str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from evohpo.testing import functions
+
+    p = functions.get("sphere", DIM)
     return p.loss, p.space
 
 
@@ -448,7 +445,7 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
         lines += [f"**The machine was busy** (load average {load_before[0]:.1f} on {os.cpu_count()} cores before "
                   "the run): absolute rates are noisy; the two sides of a row ran back to back, so their ratio is "
                   "steadier.", ""]
-    lines += ["Zero-cost objective: 5-D sphere (`evohpo.benchmarks`); evohpo `optimize(generations=G, seed=0)` "
+    lines += ["Zero-cost objective: 5-D sphere (`evohpo.testing.functions`); evohpo `optimize(generations=G, seed=0)` "
               "with defaults; Propulate `Propulator` with tutorial defaults (pop_size = 2 x ranks, "
               "`get_default_propagator`), checkpoint writes off. evals/s = evaluations of all ranks / longest "
               "per-rank wall time of the optimize call. last/first 10% = mean gap between consecutive loss calls "

@@ -85,7 +85,7 @@ ROOT = HERE.parent
 MARK = "@@QUALITY "
 RANKS = 4
 
-# (problem, budget): continuous test functions (evohpo.benchmarks), the mixed synthetic problem; tables are
+# (problem, budget): continuous test functions (evohpo.testing.functions), the mixed synthetic problem; tables are
 # added from bench/tables at run time with TABLE_BUDGETS.
 # Budgets are mostly 500: Optuna TPE's serial cost (~20 s per 500 trials, ~50 s per 1,000 on this shared
 # 2-core machine) dominates the run time.
@@ -231,7 +231,7 @@ def make_problem(key: str) -> Problem:
         tbl = table_module().load_table(tk[0])
         space = {n: ("choice", tuple(v)) for n, v in tbl.levels.items()}
         return Problem(key, space, tbl.lookup, float(tbl.best), tbl, single_run=tk[1])
-    bm = _load_file("_evohpo_benchmarks", _evohpo_dir() / "benchmarks.py")
+    bm = _load_file("_evohpo_benchmarks", _evohpo_dir() / "testing" / "functions.py")
     name, dim = key, None
     if "-" in key and key.rsplit("-", 1)[1].rstrip("d").isdigit():
         name, d = key.rsplit("-", 1)

@@ -17,7 +17,7 @@ import numpy as np
 from mpi4py import MPI
 
 import evohpo
-from evohpo import benchmarks
+from evohpo.testing import functions as benchmarks
 
 COMM = MPI.COMM_WORLD
 RANK = COMM.Get_rank()

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from evohpo import benchmarks
-from evohpo.benchmarks import NAMES, Problem, get
+from evohpo.testing import functions as benchmarks
+from evohpo.testing.functions import NAMES, Problem, get
 
 EXPECTED_NAMES = (
     "sphere",

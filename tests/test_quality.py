@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import evohpo
-from evohpo import benchmarks
+from evohpo.testing import functions as benchmarks
 
 SEEDS = range(5)
 EVALS = 2000

@@ -4,7 +4,7 @@
 """
 
 from evohpo import Evolver
-from evohpo.benchmarks import get
+from evohpo.testing.functions import get
 
 problem = get("rastrigin", dim=4)  # known minimum 0 at the origin
 evolver = Evolver(problem.space, pop_size=16, seed=0)

@@ -7,7 +7,7 @@
 from mpi4py import MPI
 
 import evohpo
-from evohpo.benchmarks import get
+from evohpo.testing.functions import get
 
 problem = get("schwefel", dim=6)
 size = MPI.COMM_WORLD.Get_size()

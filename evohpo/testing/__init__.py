@@ -1,0 +1,1 @@
+"""Test functions for benchmarks and tests (not used by the optimizer itself)."""
