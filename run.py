@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     from mpi4py import MPI
 
     import evohpo
-    from evohpo.data import load_dataset
-    from evohpo.devices import setup_device
-    from evohpo.lightning import LightningObjective, TensorBoardProgress, cnn_space
-    from evohpo.migration import IslandLayout
+    from evohpo.core.migration import IslandLayout
+    from evohpo.hpo.data import load_dataset
+    from evohpo.hpo.devices import setup_device
+    from evohpo.hpo.lightning import LightningObjective, TensorBoardProgress, cnn_space
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()

@@ -13,14 +13,14 @@ __version__ = "0.1.0"
 
 _EXPORTS = {  # public name -> the module that defines it
     "optimize": ".api",
-    "EvalContext": ".context", "current": ".context",
-    "Evolver": ".evolver", "SpaceExhausted": ".evolver",
-    "ModelGuided": ".guided", "guided_propagator": ".guided",
-    "Individual": ".individual",
-    "default_propagator": ".propagators", "grid_search": ".propagators", "random_search": ".propagators",
-    "Results": ".results", "load": ".results",
-    "Result": ".runner",
-    "Choice": ".space", "Float": ".space", "Int": ".space", "Space": ".space",
+    "EvalContext": ".core.context", "current": ".core.context",
+    "Evolver": ".core.evolver", "SpaceExhausted": ".core.evolver",
+    "ModelGuided": ".core.guided", "guided_propagator": ".core.guided",
+    "Individual": ".core.individual",
+    "default_propagator": ".core.propagators", "grid_search": ".core.propagators", "random_search": ".core.propagators",
+    "Results": ".results.load", "load": ".results.load",
+    "Result": ".parallel.worker",
+    "Choice": ".core.space", "Float": ".core.space", "Int": ".core.space", "Space": ".core.space",
 }
 __all__ = ["Choice", "EvalContext", "Evolver", "Float", "Individual", "Int", "ModelGuided", "Result", "Results",
            "Space", "SpaceExhausted", "current", "default_propagator", "grid_search", "guided_propagator", "load",
@@ -28,14 +28,14 @@ __all__ = ["Choice", "EvalContext", "Evolver", "Float", "Individual", "Int", "Mo
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import optimize
-    from .context import EvalContext, current
-    from .evolver import Evolver, SpaceExhausted
-    from .guided import ModelGuided, guided_propagator
-    from .individual import Individual
-    from .propagators import default_propagator, grid_search, random_search
-    from .results import Results, load
-    from .runner import Result
-    from .space import Choice, Float, Int, Space
+    from .core.context import EvalContext, current
+    from .core.evolver import Evolver, SpaceExhausted
+    from .core.guided import ModelGuided, guided_propagator
+    from .core.individual import Individual
+    from .core.propagators import default_propagator, grid_search, random_search
+    from .core.space import Choice, Float, Int, Space
+    from .parallel.worker import Result
+    from .results.load import Results, load
 
 
 def __getattr__(name: str) -> Any:

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint as ck
-from .evolver import Evolver
-from .guided import ModelGuided, guided_propagator
-from .migration import IslandLayout, MigrationPolicy, topology_matrix
-from .propagators import AdaptiveGA, Portfolio, Propagator, default_propagator, grid_search, random_search
-from .runner import Callback, LossFn, Result, StopSignals, Worker
-from .space import Space
-from .transport import as_transport
+from .core.evolver import Evolver
+from .core.guided import ModelGuided, guided_propagator
+from .core.migration import IslandLayout, MigrationPolicy, topology_matrix
+from .core.propagators import AdaptiveGA, Portfolio, Propagator, default_propagator, grid_search, random_search
+from .core.space import Space
+from .journal import checkpoint as ck
+from .parallel.transport import as_transport
+from .parallel.worker import Callback, LossFn, Result, StopSignals, Worker
 
 log = logging.getLogger("evohpo")
 

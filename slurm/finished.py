@@ -11,7 +11,7 @@ limit of its own, or without any "done" record after its last start (killed, cra
 counts more reasons as finished (e.g. ``--accept "time limit"`` for searches budgeted by time only).
 
 Standard library only (no evohpo, numpy or mpi4py import) so that it runs in any batch shell quickly; it
-reads the journals the way ``evohpo.checkpoint`` writes them (one JSON object a line, a torn last line
+reads the journals the way ``evohpo.journal.checkpoint`` writes them (one JSON object a line, a torn last line
 skipped) and never writes anything.
 """
 

@@ -54,7 +54,7 @@ def first_poll_after_a_pause(rounds: int = 20) -> None:
     Prints how many messages each single poll returned: a result that arrived during an evaluation must be seen
     by the first poll after it, not one evaluation later.
     """
-    from evohpo.transport import MPITransport, Tag
+    from evohpo.parallel.transport import MPITransport, Tag
 
     transport = MPITransport(COMM)
     seen = []
@@ -109,7 +109,7 @@ def main() -> None:
 
 
 def _workers(opts: dict, island: int) -> list[int]:
-    from evohpo.migration import IslandLayout
+    from evohpo.core.migration import IslandLayout
 
     layout = IslandLayout.make(COMM.Get_size(), opts.get("islands", 1), opts.get("island_sizes"))
     return layout.workers(island)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from evohpo.space import Choice, Float, Int, Space
+from evohpo.core.space import Choice, Float, Int, Space
 
 
 @st.composite

@@ -15,8 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evohpo import checkpoint
-from evohpo.checkpoint import (
+from evohpo.core.individual import Individual
+from evohpo.core.space import Choice, Float, Int, Space
+from evohpo.journal import checkpoint
+from evohpo.journal.checkpoint import (
     FORMAT,
     CheckpointMismatch,
     Journal,
@@ -31,8 +33,6 @@ from evohpo.checkpoint import (
     restore,
     start_record,
 )
-from evohpo.individual import Individual
-from evohpo.space import Choice, Float, Int, Space
 
 SPACE = Space({"lr": Float(1e-4, 1e-1, log=True), "layers": Int(1, 4), "act": Choice(["relu", "tanh"])})
 

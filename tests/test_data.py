@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from evohpo import data as data_mod  # noqa: E402
-from evohpo.data import load_dataset  # noqa: E402
+from evohpo.hpo import data as data_mod  # noqa: E402
+from evohpo.hpo.data import load_dataset  # noqa: E402
 
 
 def test_digits_split_shapes_and_scale() -> None:
@@ -124,11 +124,11 @@ def test_node_rank_0_fetches_and_the_others_wait(tmp_path: Path, monkeypatch: py
         return torch.zeros(10, 1, 28, 28), torch.arange(10)
 
     monkeypatch.setattr(data_mod, "_torchvision", fake_torchvision)
-    import evohpo.devices
+    import evohpo.hpo.devices
 
     for rank in (0, 1):
         node = _FakeNode(rank)
-        monkeypatch.setattr(evohpo.devices, "split_node", lambda comm, node=node: node)
+        monkeypatch.setattr(evohpo.hpo.devices, "split_node", lambda comm, node=node: node)
         calls.clear()
         load_dataset("mnist", tmp_path, comm=object(), val_fraction=0.5)
         # rank 0 may download (and keeps what it read); the others read after the node-wide broadcast
@@ -137,8 +137,8 @@ def test_node_rank_0_fetches_and_the_others_wait(tmp_path: Path, monkeypatch: py
 
 
 def test_a_failed_node_download_reaches_every_rank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import evohpo.devices
+    import evohpo.hpo.devices
 
-    monkeypatch.setattr(evohpo.devices, "split_node", lambda comm: _FakeNode(1, sent="no route to host"))
+    monkeypatch.setattr(evohpo.hpo.devices, "split_node", lambda comm: _FakeNode(1, sent="no route to host"))
     with pytest.raises(RuntimeError, match="no route to host"):
         load_dataset("mnist", tmp_path, comm=object())

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from evohpo import devices
-from evohpo.devices import DeviceChoice, pick_device, visible_gpus
+from evohpo.hpo import devices
+from evohpo.hpo.devices import DeviceChoice, pick_device, visible_gpus
 
 
 @pytest.mark.parametrize(
@@ -176,6 +176,6 @@ def test_apply_device_sets_torch_threads() -> None:
 
 
 def test_importing_devices_does_not_import_torch() -> None:
-    code = "import sys, evohpo.devices, evohpo.data, evohpo.lightning; print('torch' in sys.modules)"
+    code = "import sys, evohpo.hpo.devices, evohpo.hpo.data, evohpo.hpo.lightning; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Tests for evohpo.evolver: the ask/tell core of one island, without MPI."""
+"""Tests for evohpo.core.evolver: the ask/tell core of one island, without MPI."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from evohpo.evolver import Evolver, SpaceExhausted
-from evohpo.individual import FAILED, OK, PRUNED, Individual
-from evohpo.propagators import GridSearch
-from evohpo.space import Choice, Float, Int, Space
+from evohpo.core.evolver import Evolver, SpaceExhausted
+from evohpo.core.individual import FAILED, OK, PRUNED, Individual
+from evohpo.core.propagators import GridSearch
+from evohpo.core.space import Choice, Float, Int, Space
 
 CONT = {"x": (-5.0, 5.0), "y": (-5.0, 5.0), "lr": Float(1e-4, 1.0, log=True)}
 SMALL = {"a": ("u", "v", "w"), "b": (0, 3), "c": Choice([1, 2, 4, 8, 16])}  # 3 x 4 x 5 = 60 configurations

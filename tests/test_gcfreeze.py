@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 import evohpo
-from evohpo import gcfreeze
-from evohpo.gcfreeze import SurvivorFreezer
+from evohpo.parallel import gcfreeze
+from evohpo.parallel.gcfreeze import SurvivorFreezer
 
 
 class Entry:

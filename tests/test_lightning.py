@@ -14,10 +14,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
 pytest.importorskip("tensorboard")
 
-from evohpo.context import EvalContext, evaluating  # noqa: E402
-from evohpo.data import load_dataset  # noqa: E402
-from evohpo.lightning import DEFAULTS, LightningObjective, TensorBoardProgress, build_cnn, cnn_space  # noqa: E402
-from evohpo.space import Space  # noqa: E402
+from evohpo.core.context import EvalContext, evaluating  # noqa: E402
+from evohpo.core.space import Space  # noqa: E402
+from evohpo.hpo.data import load_dataset  # noqa: E402
+from evohpo.hpo.lightning import DEFAULTS, LightningObjective, TensorBoardProgress, build_cnn, cnn_space  # noqa: E402
 
 SMALL = {**DEFAULTS, "conv_layers": 2, "channels": 16, "lr": 3e-3, "batch_size": 64, "dropout": 0.0}
 

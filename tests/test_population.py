@@ -1,4 +1,4 @@
-"""Tests for evohpo.population: the incremental pool against a brute-force sort, archive, dedupe, seen()."""
+"""Tests for evohpo.core.population: the incremental pool against a brute-force sort, archive, dedupe, seen()."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evohpo.individual import FAILED, OK, PRUNED, Individual
-from evohpo.population import Population
-from evohpo.space import Space
+from evohpo.core.individual import FAILED, OK, PRUNED, Individual
+from evohpo.core.population import Population
+from evohpo.core.space import Space
 
 SPACE = Space({"x": (0.0, 1.0), "n": (0, 1000)})
 

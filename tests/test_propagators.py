@@ -1,4 +1,4 @@
-"""Tests for evohpo.propagators: every child stays in the space; each operator does what it says."""
+"""Tests for evohpo.core.propagators: every child stays in the space; each operator does what it says."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import spaces
 
-from evohpo.guided import ModelGuided
-from evohpo.propagators import (
+from evohpo.core.guided import ModelGuided
+from evohpo.core.propagators import (
     AdaptiveGA,
     Compose,
     Conditional,
@@ -30,7 +30,7 @@ from evohpo.propagators import (
     grid_search,
     random_search,
 )
-from evohpo.space import Choice, Float, Int, Space
+from evohpo.core.space import Choice, Float, Int, Space
 
 # --- random spaces and parents ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evohpo import checkpoint as ck
+from evohpo.journal import checkpoint as ck
 
 HERE = Path(__file__).parent
 MPIEXEC = Path(sys.executable).parent / "mpiexec"

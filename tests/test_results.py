@@ -1,4 +1,4 @@
-"""Tests of evohpo.results (load, tables, progress, plots) and the command line, on real search directories."""
+"""Tests of evohpo.results.load (load, tables, progress, plots) and the command line, on real search directories."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import evohpo
-from evohpo import Choice, Float, Int, cli
-from evohpo.checkpoint import journal_path
-from evohpo.results import PARAM_PREFIX, NoJournals, load
+from evohpo import Choice, Float, Int
+from evohpo.journal.checkpoint import journal_path
+from evohpo.results import cli
+from evohpo.results.load import PARAM_PREFIX, NoJournals, load
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
@@ -210,7 +211,7 @@ def test_torn_last_line_still_loads(run, tmp_path, capsys):
 def test_a_read_racing_an_append_is_retried(run, tmp_path, monkeypatch):
     # A reader at the end of a line being appended can see its two halves as two lines, which restore() calls
     # corruption; load() retries when a journal grew meanwhile. Reproduced deterministically here.
-    import evohpo.results as results
+    import evohpo.results.load as results
 
     d = copy(run[0], tmp_path)
     real, calls = results.ck.restore, []

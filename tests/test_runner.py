@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from evohpo.evolver import Evolver
-from evohpo.migration import IslandLayout, MigrationPolicy, topology_matrix
-from evohpo.runner import Worker
-from evohpo.space import Space
-from evohpo.transport import Tag, ThreadHub
+from evohpo.core.evolver import Evolver
+from evohpo.core.migration import IslandLayout, MigrationPolicy, topology_matrix
+from evohpo.core.space import Space
+from evohpo.parallel.transport import Tag, ThreadHub
+from evohpo.parallel.worker import Worker
 
 SPACE = Space({"x": (0.0, 1.0)})
 

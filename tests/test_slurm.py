@@ -152,7 +152,7 @@ def test_count_skips_interrupted_and_duplicate_ends_and_a_torn_line(tmp_path, ca
 def test_finished_reads_what_evohpo_writes(tmp_path):
     """The real journal format: a search stopped by SIGUSR1 is unfinished; resumed to its budget, finished."""
     import evohpo
-    from evohpo.transport import local_transport
+    from evohpo.parallel.transport import local_transport
 
     calls = {"n": 0}
 
@@ -347,7 +347,7 @@ def results(log: str) -> list[dict]:
 
 
 def assert_completed_budget(ckpt: Path) -> None:
-    from evohpo.checkpoint import restore
+    from evohpo.journal.checkpoint import restore
 
     restored = restore(ckpt)
     assert restored.n_evaluations == BUDGET

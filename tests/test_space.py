@@ -1,4 +1,4 @@
-"""Tests for evohpo.space: parameter types, Propulate-style dicts, validation messages, sampling, grids."""
+"""Tests for evohpo.core.space: parameter types, Propulate-style dicts, validation messages, sampling, grids."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import params
 
-from evohpo.space import Choice, Float, Int, Space, as_param
+from evohpo.core.space import Choice, Float, Int, Space, as_param
 
 NAN, INF = float("nan"), float("inf")
 

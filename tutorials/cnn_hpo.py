@@ -10,10 +10,10 @@ each result with the other ranks, and breeds its next candidate from the best on
 from mpi4py import MPI
 
 import evohpo
-from evohpo.data import load_dataset
-from evohpo.devices import setup_device
-from evohpo.lightning import LightningObjective, cnn_space
-from evohpo.space import Choice, Float
+from evohpo.core.space import Choice, Float
+from evohpo.hpo.data import load_dataset
+from evohpo.hpo.devices import setup_device
+from evohpo.hpo.lightning import LightningObjective, cnn_space
 
 comm = MPI.COMM_WORLD
 

@@ -1,6 +1,6 @@
 """The Lightning objective: a CNN built from hyperparameters, trained on this rank's device, logged to TensorBoard.
 
-Torch and Lightning are imported lazily so that ``import evohpo.lightning`` stays cheap and torch-free.
+Torch and Lightning are imported lazily so that ``import evohpo.hpo.lightning`` stays cheap and torch-free.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evohpo import context
-from evohpo.space import Choice, Float, Int
+from ..core import context
+from ..core.space import Choice, Float, Int
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from evohpo.data import ImageData
-    from evohpo.devices import DeviceChoice
+    from .data import ImageData
+    from .devices import DeviceChoice
 
 METRICS = ("val_acc", "val_loss")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh")

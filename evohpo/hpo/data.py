@@ -93,7 +93,7 @@ def _torchvision_once_per_node(name: str, root: Path, download: bool, comm: Any)
     """Read a torchvision dataset; node-local rank 0 downloads it first when allowed."""
     if comm is None:
         return _torchvision(name, root, download)
-    from evohpo.devices import split_node
+    from .devices import split_node
 
     node = split_node(comm)
     loaded = None

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checkpoint import Journal, NullJournal, end_record, start_record
-from .context import EvalContext, evaluating
-from .evolver import Evolver, SpaceExhausted
+from ..core.context import EvalContext, evaluating
+from ..core.evolver import Evolver, SpaceExhausted
+from ..core.individual import FAILED, INTERRUPTED, Individual
+from ..core.migration import IslandLayout, MigrationPolicy
+from ..journal.checkpoint import Journal, NullJournal, end_record, start_record
 from .gcfreeze import SurvivorFreezer
-from .individual import FAILED, INTERRUPTED, Individual
-from .migration import IslandLayout, MigrationPolicy
 from .progress import Progress
 from .transport import Tag, Transport
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .individual import INTERRUPTED, STATUSES, Individual
+from ..core.individual import INTERRUPTED, STATUSES, Individual
 
 try:  # fast journal writes; reading stays with json (orjson would turn 128-bit rng state ints into floats)
     import orjson

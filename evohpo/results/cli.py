@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import results as res
+from . import load as res
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import checkpoint as ck
-from .individual import FAILED, OK, PRUNED, Individual
-from .space import Choice, Space
+from ..core.individual import FAILED, OK, PRUNED, Individual
+from ..core.space import Choice, Space
+from ..journal import checkpoint as ck
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
