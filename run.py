@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     from mpi4py import MPI
 
     import evohpo
-    from evohpo.core.migration import IslandLayout
     from evohpo.hpo.data import load_dataset
     from evohpo.hpo.devices import setup_device
-    from evohpo.hpo.lightning import LightningObjective, TensorBoardProgress, cnn_space
+    from evohpo.hpo.model import cnn_space
+    from evohpo.hpo.objective import LightningObjective
+    from evohpo.hpo.tensorboard import TensorBoardProgress
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -82,32 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=None if log_dir is None else log_dir / "trials",
         seed=args.seed,
     )
-    callbacks: list[Any] = []
-    progress = None
-    if log_dir is not None:
-        layout = IslandLayout.make(size, args.islands)
-        island_rank = rank - layout.workers(layout.island_of(rank))[0]
-        progress = TensorBoardProgress(log_dir / "search", island_rank=island_rank)
-        callbacks.append(progress)
-    try:
-        result = evohpo.optimize(
-            objective,
-            cnn_space(args.max_channels),
-            comm=comm,
-            islands=args.islands,
-            generations=args.generations,
-            migration_prob=args.migration_prob,
-            pollinate=args.pollinate,
-            seed=args.seed,
-            checkpoint=args.checkpoint,
-            resume=not args.fresh,
-            time_limit=args.time_limit,
-            grace_period=args.grace_period,
-            callbacks=callbacks,
-        )
-    finally:
-        if progress is not None:
-            progress.close()
+    result = evohpo.optimize(
+        objective,
+        cnn_space(args.max_channels),
+        comm=comm,
+        islands=args.islands,
+        generations=args.generations,
+        migration_prob=args.migration_prob,
+        pollinate=args.pollinate,
+        seed=args.seed,
+        checkpoint=args.checkpoint,
+        resume=not args.fresh,
+        time_limit=args.time_limit,
+        grace_period=args.grace_period,
+        callbacks=[] if log_dir is None else [TensorBoardProgress(log_dir / "search")],
+    )
     if rank == 0:
         _report(result, args.metric, device.accelerator, size)
         print(f"journals: {args.checkpoint} (python -m evohpo summary {args.checkpoint})")

@@ -1,5 +1,10 @@
 """evohpo: MPI-parallel asynchronous evolutionary hyperparameter optimization.
 
+The layers (each imports only those above it in this list): ``core`` (space, individuals, population,
+evolver, strategies, migration; no MPI, no torch), ``journal`` (checkpoints), ``parallel`` (transports, the
+worker loop and its collaborators), ``hpo`` (Lightning CNN, TensorBoard, data, devices) and ``results``
+(load, tables, plots, command line); ``api.optimize`` wires them. ``testing`` holds benchmark functions.
+
 The public names are loaded on first use, so that ``import evohpo`` (and any of its standard-library-only
 modules, such as ``evohpo.journal.finished`` or ``evohpo.testing.functions``) stays light.
 """
@@ -13,18 +18,21 @@ __version__ = "0.1.0"
 
 _EXPORTS = {  # public name -> the module that defines it
     "optimize": ".api",
-    "EvalContext": ".core.context", "current": ".core.context",
-    "Evolver": ".core.evolver", "SpaceExhausted": ".core.evolver",
-    "ModelGuided": ".core.guided", "guided_propagator": ".core.guided",
-    "Individual": ".core.individual",
-    "default_propagator": ".core.propagators", "grid_search": ".core.propagators", "random_search": ".core.propagators",
-    "Results": ".results.load", "load": ".results.load",
-    "Result": ".parallel.worker",
     "Choice": ".core.space", "Float": ".core.space", "Int": ".core.space", "Space": ".core.space",
+    "Individual": ".core.individual",
+    "Evolver": ".core.evolver", "SpaceExhausted": ".core.evolver",
+    "Propagator": ".core.propagators", "default_propagator": ".core.propagators",
+    "grid_search": ".core.propagators", "random_search": ".core.propagators",
+    "ModelGuided": ".core.guided", "guided_propagator": ".core.guided",
+    "STRATEGIES": ".core.strategies",
+    "EvalContext": ".core.context", "current": ".core.context",
+    "Callback": ".parallel.callbacks", "SearchInfo": ".parallel.callbacks",
+    "SearchResult": ".parallel.result",
+    "Results": ".results.load", "load": ".results.load",
 }
-__all__ = ["Choice", "EvalContext", "Evolver", "Float", "Individual", "Int", "ModelGuided", "Result", "Results",
-           "Space", "SpaceExhausted", "current", "default_propagator", "grid_search", "guided_propagator", "load",
-           "optimize", "random_search"]
+__all__ = ["STRATEGIES", "Callback", "Choice", "EvalContext", "Evolver", "Float", "Individual", "Int", "ModelGuided",
+           "Propagator", "Results", "SearchInfo", "SearchResult", "Space", "SpaceExhausted", "current",
+           "default_propagator", "grid_search", "guided_propagator", "load", "optimize", "random_search"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import optimize
@@ -32,9 +40,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.evolver import Evolver, SpaceExhausted
     from .core.guided import ModelGuided, guided_propagator
     from .core.individual import Individual
-    from .core.propagators import default_propagator, grid_search, random_search
+    from .core.propagators import Propagator, default_propagator, grid_search, random_search
     from .core.space import Choice, Float, Int, Space
-    from .parallel.worker import Result
+    from .core.strategies import STRATEGIES
+    from .parallel.callbacks import Callback, SearchInfo
+    from .parallel.result import SearchResult
     from .results.load import Results, load
 
 

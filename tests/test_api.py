@@ -253,7 +253,7 @@ def test_many_optimize_calls_in_one_process() -> None:
 
 
 def test_a_checkpoint_directory_in_use_is_refused_and_left_alone(tmp_path) -> None:
-    from evohpo.journal import checkpoint as ck
+    from evohpo.journal import directory as ck
 
     evohpo.optimize(quad, SPACE, generations=20, seed=5, comm=None, checkpoint=tmp_path)
     with ck.DirectoryLock(tmp_path):  # another search is running here

@@ -1,4 +1,4 @@
-"""Tests of the per-rank journals, prepare() and restore()."""
+"""Tests of the journal package: the per-rank journals (writer, reader), prepare() and restore()."""
 
 from __future__ import annotations
 
@@ -17,22 +17,16 @@ from hypothesis import strategies as st
 
 from evohpo.core.individual import Individual
 from evohpo.core.space import Choice, Float, Int, Space
-from evohpo.journal import checkpoint
-from evohpo.journal.checkpoint import (
-    FORMAT,
-    CheckpointMismatch,
-    Journal,
-    NullJournal,
-    Restored,
-    TornRecordWarning,
-    end_record,
-    journal_path,
-    prepare,
-    read_meta,
-    read_records,
-    restore,
-    start_record,
-)
+from evohpo.journal import directory as ckdir
+from evohpo.journal import writer
+from evohpo.journal.directory import CheckpointMismatch, prepare
+from evohpo.journal.files import journal_path
+from evohpo.journal.reader import TornRecordWarning, read_meta, read_records
+from evohpo.journal.records import FORMAT
+from evohpo.journal.records import end as end_record
+from evohpo.journal.records import start as start_record
+from evohpo.journal.restore import Restored, restore
+from evohpo.journal.writer import Journal, NullJournal
 
 SPACE = Space({"lr": Float(1e-4, 1e-1, log=True), "layers": Int(1, 4), "act": Choice(["relu", "tanh"])})
 
@@ -171,9 +165,9 @@ def test_journal_rejects_bad_arguments(tmp_path: Path, kwargs: dict[str, Any]) -
 def test_fsync_at_intervals_and_on_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
     clock = [100.0]
-    monkeypatch.setattr(checkpoint.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(writer.time, "monotonic", lambda: clock[0])
     j = Journal(tmp_path, 0, fsync_interval=10.0)
     for _ in range(5):
         j.write({"ev": "done", "t": 0.0})
@@ -390,7 +384,10 @@ def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert r.individuals[0].params == {"act": payload, "blob": blob}
     assert r.individuals[0].error == payload and r.states[0]["rng"] == payload
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
-    assert not hasattr(checkpoint, "pickle")
+    import evohpo.journal.reader
+    import evohpo.journal.restore
+
+    assert not any(hasattr(m, "pickle") for m in (evohpo.journal.reader, evohpo.journal.restore))
 
 
 # --- prepare ---------------------------------------------------------------------------------------------
@@ -463,7 +460,7 @@ def test_prepare_fresh_moves_old_files_to_backup(tmp_path: Path) -> None:
 
 
 def test_two_fresh_starts_in_the_same_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoint, "_timestamp", lambda: "20260101-120000")
+    monkeypatch.setattr(ckdir, "_timestamp", lambda: "20260101-120000")
     contents = []
     for k in range(3):
         write(tmp_path, 0, [end(0, k)])
@@ -493,24 +490,24 @@ def test_prepare_rejects_bad_meta_and_file_path(tmp_path: Path) -> None:
        st.floats(0, 2e9))
 def test_encode_line_round_trips_exactly_with_or_without_orjson(params: dict[str, Any], t: float) -> None:
     rec = start_record("3-17", params, 1, 17, t)
-    fast = checkpoint.encode_line(rec)
+    fast = writer.encode_line(rec)
     assert fast.endswith(b"\n") and fast.count(b"\n") == 1  # newlines inside strings are escaped
     assert json.loads(fast) == rec
-    saved, checkpoint.orjson = checkpoint.orjson, None
+    saved, writer.orjson = writer.orjson, None
     try:
-        assert json.loads(checkpoint.encode_line(rec)) == rec
+        assert json.loads(writer.encode_line(rec)) == rec
     finally:
-        checkpoint.orjson = saved
+        writer.orjson = saved
 
 
 def test_encode_line_refuses_non_finite_floats_and_keeps_big_ints() -> None:
     for bad in (math.inf, -math.inf, math.nan):
         with pytest.raises(ValueError):
-            checkpoint.encode_line({"ev": "end", "loss": bad})
+            writer.encode_line({"ev": "end", "loss": bad})
         with pytest.raises(ValueError):
-            checkpoint.encode_line(start_record("0-0", {"x": bad}, 0, 0, 1.0))
+            writer.encode_line(start_record("0-0", {"x": bad}, 0, 0, 1.0))
     state = {"ev": "state", "rng": np.random.default_rng(3).bit_generator.state, "x": np.float64(0.25)}
-    back = json.loads(checkpoint.encode_line(state))
+    back = json.loads(writer.encode_line(state))
     assert back["rng"] == state["rng"] and isinstance(back["rng"]["state"]["state"], int)  # 128-bit, exact
     assert back["x"] == 0.25
 
@@ -539,13 +536,13 @@ def test_a_short_write_is_continued(tmp_path: Path) -> None:
 
 # --- the directory lock -------------------------------------------------------------------------------------
 def test_a_locked_directory_refuses_a_second_search_and_names_the_holder(tmp_path: Path) -> None:
-    first = checkpoint.DirectoryLock(tmp_path).acquire()
+    first = ckdir.DirectoryLock(tmp_path).acquire()
     assert first.held
-    with pytest.raises(checkpoint.CheckpointInUse, match=rf"in use by another running search \(pid {os.getpid()} on"):
-        checkpoint.DirectoryLock(tmp_path).acquire()
+    with pytest.raises(ckdir.CheckpointInUse, match=rf"in use by another running search \(pid {os.getpid()} on"):
+        ckdir.DirectoryLock(tmp_path).acquire()
     first.release()
     first.release()  # twice is a no-op
-    with checkpoint.DirectoryLock(tmp_path) as second:
+    with ckdir.DirectoryLock(tmp_path) as second:
         assert second.held
     assert not second.held
 
@@ -558,6 +555,6 @@ def test_a_file_system_without_locks_warns_and_goes_on(tmp_path: Path, monkeypat
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
-    with pytest.warns(checkpoint.UnlockedWarning, match="make sure no other job"):
-        lock = checkpoint.DirectoryLock(tmp_path).acquire()
+    with pytest.warns(ckdir.UnlockedWarning, match="make sure no other job"):
+        lock = ckdir.DirectoryLock(tmp_path).acquire()
     assert not lock.held

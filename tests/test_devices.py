@@ -176,6 +176,7 @@ def test_apply_device_sets_torch_threads() -> None:
 
 
 def test_importing_devices_does_not_import_torch() -> None:
-    code = "import sys, evohpo.hpo.devices, evohpo.hpo.data, evohpo.hpo.lightning; print('torch' in sys.modules)"
+    modules = "evohpo.hpo.devices, evohpo.hpo.data, evohpo.hpo.model, evohpo.hpo.objective, evohpo.hpo.tensorboard"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

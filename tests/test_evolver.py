@@ -41,7 +41,7 @@ def test_ask_tell_loop() -> None:
     for g in range(300):
         p = ev.ask()
         assert space.contains(p)
-        assert ev.ticket(p) == (f"w3-{g}", g)
+        assert ev.pending_id(p) == (f"w3-{g}", g)
         ind = ev.tell(p, sphere(p))
         losses.append(ind.loss)
         assert (ind.id, ind.generation, ind.status, ind.island, ind.rank) == (f"w3-{g}", g, OK, 2, 3)
@@ -223,7 +223,7 @@ def test_requeue_keeps_the_id() -> None:
     ev = Evolver(CONT, seed=12)
     p = {"x": 1.0, "y": 2.0, "lr": 0.01}
     ev.requeue(p, "7-42")
-    assert ev.ticket(p) == ("7-42", 0)
+    assert ev.pending_id(p) == ("7-42", 0)
     assert ev.tell(p, 3.0).id == "7-42"
     with pytest.raises(ValueError, match="'x'"):
         ev.requeue({"x": 99.0, "y": 0.0, "lr": 0.01}, "7-43")

@@ -21,7 +21,8 @@ if not torch.cuda.is_available():
 
 from evohpo.hpo.data import load_dataset  # noqa: E402
 from evohpo.hpo.devices import DeviceChoice, setup_device  # noqa: E402
-from evohpo.hpo.lightning import DEFAULTS, LightningObjective  # noqa: E402
+from evohpo.hpo.model import DEFAULTS  # noqa: E402
+from evohpo.hpo.objective import LightningObjective  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {**DEFAULTS, "conv_layers": 2, "channels": 16, "lr": 3e-3, "batch_size": 64, "dropout": 0.0}

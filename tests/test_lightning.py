@@ -17,7 +17,9 @@ pytest.importorskip("tensorboard")
 from evohpo.core.context import EvalContext, evaluating  # noqa: E402
 from evohpo.core.space import Space  # noqa: E402
 from evohpo.hpo.data import load_dataset  # noqa: E402
-from evohpo.hpo.lightning import DEFAULTS, LightningObjective, TensorBoardProgress, build_cnn, cnn_space  # noqa: E402
+from evohpo.hpo.model import DEFAULTS, build_cnn, cnn_space  # noqa: E402
+from evohpo.hpo.objective import LightningObjective  # noqa: E402
+from evohpo.hpo.tensorboard import TensorBoardProgress  # noqa: E402
 
 SMALL = {**DEFAULTS, "conv_layers": 2, "channels": 16, "lr": 3e-3, "batch_size": 64, "dropout": 0.0}
 
@@ -143,8 +145,8 @@ def test_progress_callback_logs_best_loss_only_on_island_rank_0(tmp_path: Path) 
     first, other = TensorBoardProgress(tmp_path, island_rank=0), TensorBoardProgress(tmp_path / "x", island_rank=1)
     for i, loss in enumerate([-0.5, math.inf, -0.7, -0.6]):
         status = "failed" if math.isinf(loss) else "ok"
-        first(ind(i, loss, status))
-        other(ind(i, loss, status))
+        first.on_result(ind(i, loss, status))
+        other.on_result(ind(i, loss, status))
     first.close()
     other.close()
     assert not (tmp_path / "x").exists()

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from evohpo.journal import checkpoint as ck
+from evohpo.journal.directory import CheckpointMismatch
+from evohpo.journal.reader import read_records
+from evohpo.journal.restore import restore
 
 HERE = Path(__file__).parent
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -43,7 +45,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[list[dict], st
 def finished_ends(directory: Path) -> Counter:
     """How often each id has a non-interrupted end record across all journals."""
     ends: Counter = Counter()
-    for rec in ck.read_records(directory):
+    for rec in read_records(directory):
         if rec["ev"] == "end" and rec["status"] != "interrupted":
             ends[rec["id"]] += 1
     return ends
@@ -93,7 +95,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(tmp_path):
     ends = finished_ends(tmp_path)
     assert max(ends.values()) == 1, [i for i, n in ends.items() if n > 1]
     assert sum(ends.values()) == budget
-    restored = ck.restore(tmp_path)
+    restored = restore(tmp_path)
     assert restored.n_evaluations == budget and restored.unfinished == []
     same: dict[str, list] = {}
     for ind in restored.individuals:
@@ -136,12 +138,12 @@ def test_grace_period_interrupts_a_long_evaluation_which_runs_first_after_restar
     seen, _ = finish(proc)
     assert time.time() - t0 < 2.5, "the grace period was not enforced"
     assert all(w["n_interrupted"] == 2 for w in seen)  # the result counts both ranks' interruptions
-    restored = ck.restore(tmp_path)
+    restored = restore(tmp_path)
     assert restored.n_evaluations == 0 and len(restored.unfinished) == 2
     interrupted = {u["id"] for u in restored.unfinished}
     opts["sleep"] = [0.01, 0.01]
     finish(start(2, **opts))
-    restored = ck.restore(tmp_path)
+    restored = restore(tmp_path)
     assert restored.n_evaluations == 6 and interrupted <= {i.id for i in restored.individuals}
 
 
@@ -149,7 +151,7 @@ def test_different_space_is_refused_and_fresh_keeps_a_backup(tmp_path):
     from evohpo import optimize
 
     optimize(lambda p: p["x"] ** 2, {"x": (-1.0, 1.0)}, generations=5, checkpoint=str(tmp_path))
-    with pytest.raises(ck.CheckpointMismatch, match="'y'"):
+    with pytest.raises(CheckpointMismatch, match="'y'"):
         optimize(lambda p: p["x"] ** 2, {"x": (-1.0, 1.0), "y": (0, 3)}, generations=5, checkpoint=str(tmp_path))
     r = optimize(lambda p: p["x"] ** 2, {"x": (-1.0, 1.0), "y": (0, 3)}, generations=5, checkpoint=str(tmp_path),
                  resume=False)
@@ -158,7 +160,7 @@ def test_different_space_is_refused_and_fresh_keeps_a_backup(tmp_path):
     assert len(backups) == 1 and list(backups[0].glob("journal-r*.jsonl"))
     r = optimize(lambda p: p["x"] ** 2, {"x": (-1.0, 1.0), "y": (0, 3)}, generations=8, checkpoint=str(tmp_path))
     assert r.n_evaluations == 3  # resumed: 5 done, 3 more to reach 8 per worker
-    assert ck.restore(tmp_path).n_evaluations == 8
+    assert restore(tmp_path).n_evaluations == 8
 
 
 def test_resume_with_fewer_ranks_redistributes_and_meets_the_budget(tmp_path):

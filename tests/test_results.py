@@ -16,7 +16,7 @@ import pytest
 
 import evohpo
 from evohpo import Choice, Float, Int
-from evohpo.journal.checkpoint import journal_path
+from evohpo.journal.files import journal_path
 from evohpo.results import cli
 from evohpo.results.load import PARAM_PREFIX, NoJournals, load
 
@@ -214,7 +214,7 @@ def test_a_read_racing_an_append_is_retried(run, tmp_path, monkeypatch):
     import evohpo.results.load as results
 
     d = copy(run[0], tmp_path)
-    real, calls = results.ck.restore, []
+    real, calls = results.restore, []
 
     def racing(directory):
         calls.append(directory)
@@ -224,7 +224,7 @@ def test_a_read_racing_an_append_is_retried(run, tmp_path, monkeypatch):
             raise ValueError("line 7 is not a JSON record and is not the last line: the journal is corrupt")
         return real(directory)
 
-    monkeypatch.setattr(results.ck, "restore", racing)
+    monkeypatch.setattr(results, "restore", racing)
     assert load(d).counts["evaluations"] == GENERATIONS and len(calls) == 2
 
 

@@ -347,7 +347,7 @@ def results(log: str) -> list[dict]:
 
 
 def assert_completed_budget(ckpt: Path) -> None:
-    from evohpo.journal.checkpoint import restore
+    from evohpo.journal.restore import restore
 
     restored = restore(ckpt)
     assert restored.n_evaluations == BUDGET

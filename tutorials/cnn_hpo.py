@@ -10,10 +10,11 @@ each result with the other ranks, and breeds its next candidate from the best on
 from mpi4py import MPI
 
 import evohpo
-from evohpo.core.space import Choice, Float
+from evohpo import Choice, Float
 from evohpo.hpo.data import load_dataset
 from evohpo.hpo.devices import setup_device
-from evohpo.hpo.lightning import LightningObjective, cnn_space
+from evohpo.hpo.model import cnn_space
+from evohpo.hpo.objective import LightningObjective
 
 comm = MPI.COMM_WORLD
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .individual import FAILED, OK, Individual
 from .population import Population
-from .propagators import Propagator, RandomInit, default_propagator
+from .propagators import BreedFn, Propagator, RandomInit, as_propagator, default_propagator
 from .space import Choice, Float, Space
 
 
@@ -25,19 +25,20 @@ class Evolver:
 
     Args:
         pop_size: size of the breeding population (the best of the island).
-        pool_size: how many of the best are handed to the propagator (default pop_size; the model-guided one
-            takes more and breeds from the first pop_size of them).
+        pool_size: how many of the best are handed to the propagator (default: what the propagator asks for,
+            ``Propagator.pool_size``, else pop_size; never fewer than pop_size).
         name: prefix of the ids this evolver hands out (unique per worker, e.g. the MPI rank).
         max_tries: breeding attempts before a duplicate child is replaced by a random configuration.
     """
 
-    def __init__(self, space: Mapping[str, Any], propagator: Propagator | None = None, pop_size: int = 16,
+    def __init__(self, space: Mapping[str, Any], propagator: Propagator | BreedFn | None = None, pop_size: int = 16,
                  seed: int | np.random.SeedSequence = 0, name: str = "0", island: int = 0, rank: int = 0,
                  max_tries: int = 32, pool_size: int | None = None) -> None:
         self.space = Space(space)
         self.pop_size = pop_size
-        self.pool_size = max(pool_size or pop_size, pop_size)
-        self.propagator = propagator if propagator is not None else default_propagator(self.space, pop_size)
+        self.propagator = as_propagator(propagator if propagator is not None else
+                                        default_propagator(self.space, pop_size))
+        self.pool_size = max(pool_size or self.propagator.pool_size or pop_size, pop_size)
         self.population = Population(self.space, pool_size=self.pool_size)
         self.rng = np.random.default_rng(seed)
         self.name, self.island, self.rank, self.max_tries = name, island, rank, max_tries
@@ -80,7 +81,7 @@ class Evolver:
         raise SpaceExhausted(f"all {math.prod(len(a) for a in axes)} configurations of the space were evaluated "
                              "or are being evaluated")
 
-    def ticket(self, params: Mapping[str, Any]) -> tuple[str, int]:
+    def pending_id(self, params: Mapping[str, Any]) -> tuple[str, int]:
         """The id and generation the individual of an asked configuration will have."""
         ind_id, generation, _ = self._pending[self.space.key(params)]
         return ind_id, generation
@@ -108,9 +109,8 @@ class Evolver:
                          island=self.island, rank=self.rank, generation=generation,
                          start=asked if start is None else start, end=time.time() if end is None else end,
                          error=error)
-        feedback = getattr(self.propagator, "feedback", None)
-        if feedback is not None:  # did the child make it into the breeding population?
-            feedback(ind.params, ind.ok and ind.loss < self.population.kth_loss(self.pop_size))
+        # did the child make it into the breeding population?
+        self.propagator.feedback(ind.params, ind.ok and ind.loss < self.population.kth_loss(self.pop_size))
         self.population.add(ind)
         return ind
 
@@ -125,8 +125,8 @@ class Evolver:
     def state_dict(self, population: bool = True) -> dict[str, Any]:
         """JSON-ready state: rng, counter, propagator state and (optionally) every individual."""
         state: dict[str, Any] = {"rng": self.rng.bit_generator.state, "generation": self.generation}
-        if hasattr(self.propagator, "state_dict"):
-            state["propagator"] = self.propagator.state_dict()
+        if propagator := self.propagator.state_dict():
+            state["propagator"] = propagator
         if population:
             state["individuals"] = [ind.to_dict() for ind in self.population]
             state["inactive"] = [i.id for i in self.population if i.ok and not self.population.is_active(i.id)]
@@ -135,7 +135,7 @@ class Evolver:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.generation = int(state["generation"])
-        if "propagator" in state and hasattr(self.propagator, "load_state_dict"):
+        if "propagator" in state:
             self.propagator.load_state_dict(state["propagator"])
         if "individuals" in state:
             inactive = set(state.get("inactive", ()))

@@ -66,7 +66,7 @@ class _Parzen:
         return out
 
 
-class ModelGuided:
+class ModelGuided(Propagator):
     """Screen candidates by how much likelier they are among the good configurations than among the rest.
 
     Args:
@@ -74,10 +74,12 @@ class ModelGuided:
         gamma: share of the pool counted as good.
         n_candidates: candidates screened per child; ``sample_share`` of them drawn from the good estimator.
         n_startup: random configurations until the pool holds this many.
+        pool_size: how many of the island's best it models (more than the ``pop_size`` it breeds from).
     """
 
     def __init__(self, space: Space, pop_size: int, gamma: float = 0.25, n_candidates: int = 24,
-                 sample_share: float = 0.5, n_startup: int | None = None, breed: Propagator | None = None) -> None:
+                 sample_share: float = 0.5, n_startup: int | None = None, breed: Propagator | None = None,
+                 pool_size: int = 64) -> None:
         if not 0 < gamma < 1:
             raise ValueError(f"gamma={gamma!r} must be in (0, 1)")
         if n_candidates < 1:
@@ -85,6 +87,7 @@ class ModelGuided:
         if not 0 <= sample_share <= 1:
             raise ValueError(f"sample_share={sample_share!r} must be in [0, 1]")
         self.space, self.pop_size, self.gamma = Space(space), pop_size, gamma
+        self.pool_size = pool_size
         self.n_candidates, self.sample_share = n_candidates, sample_share
         self.n_startup = n_startup if n_startup is not None else max(pop_size, 10)
         self.breed = breed if breed is not None else default_propagator(self.space, pop_size)

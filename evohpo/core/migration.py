@@ -1,4 +1,5 @@
-"""Islands: which rank works on which island, where emigrants go, and who may send them (pure functions)."""
+"""Islands: which rank works on which island, where emigrants go, who may send them, and emigration and
+immigration as pure functions over an island's population (the worker only carries the messages)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .individual import Individual
+from .population import Population
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,66 @@ class MigrationPolicy:
     def next_hop(self, ind_id: str) -> int:
         return self.hops.get(ind_id, 0) + 1
 
-    def newer(self, ind_id: str, hop: int) -> bool:
-        """Record ``hop`` for ``ind_id``; False when an equal or later move of it was already seen."""
+    def record_move(self, ind_id: str, hop: int) -> bool:
+        """Record that ``ind_id`` made move number ``hop``; False when that move or a later one was seen already
+        (messages about one individual can arrive out of order)."""
         if hop <= self.hops.get(ind_id, 0):
             return False
         self.hops[ind_id] = hop
         return True
+
+
+Batch = list[tuple[Individual, int]]  # emigrants with the number of the move they make (their hop)
+
+
+@dataclass(frozen=True)
+class Emigration:
+    """Individuals leaving an island for ``dest`` (moved, or copies when ``mode`` is "pollinate")."""
+
+    dest: int
+    mode: str
+    batch: Batch
+
+
+def emigrate(population: Population, policy: MigrationPolicy, layout: IslandLayout, island: int, rank: int,
+             rng: np.random.Generator) -> Emigration | None:
+    """Whether worker ``rank`` of ``island`` sends emigrants now, and which; None when nobody leaves.
+
+    Only individuals of the breeding pool that this worker owns (``IslandLayout.owner``) leave. Moving (not
+    pollinating) takes them out of breeding here; the other workers of the island are told to do the same.
+    """
+    if not policy.due(rng, layout.sizes[island]):
+        return None
+    dest = policy.destination(island, rng)
+    if dest is None:
+        return None
+    pool = population.pool()
+    mine = [layout.owner(ind.id, island) == rank for ind in pool]
+    batch = [(ind, policy.next_hop(ind.id)) for ind in policy.select(pool, mine, rng)]
+    if not batch:
+        return None
+    if not policy.pollinate:
+        depart(population, policy, [(ind.id, hop) for ind, hop in batch])
+    return Emigration(dest, policy.mode, batch)
+
+
+def depart(population: Population, policy: MigrationPolicy, moves: list[tuple[str, int]]) -> None:
+    """Individuals (id, hop) that moved away from this island stop breeding here (unless a later move of
+    theirs was seen already)."""
+    for ind_id, hop in moves:
+        if policy.record_move(ind_id, hop):
+            population.deactivate(ind_id)
+
+
+def immigrate(population: Population, policy: MigrationPolicy, island: int, mode: str, batch: Batch) -> None:
+    """Individuals arriving on ``island``: migrants join its breeding (again, if they had lived here before);
+    a pollinating copy replaces the island's worst active individual once the pool is full."""
+    for ind, hop in batch:
+        here = ind.moved(island)
+        if mode == "migrate":
+            if policy.record_move(ind.id, hop) and not population.add(here):
+                population.activate(ind.id)  # it had lived here before
+        elif population.add(here):
+            worst = population.worst()
+            if worst is not None and worst.id != ind.id and population.n_active > population.pool_size:
+                population.deactivate(worst.id)

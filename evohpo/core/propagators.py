@@ -2,7 +2,8 @@
 
 Every propagator maps a list of configurations to a list of configurations:
 ``prop(parents, rng) -> offspring``. The breeding pool handed to the first operator is
-sorted best first, so selection needs no losses.
+sorted best first, so selection needs no losses. ``Propagator`` is the interface: subclasses implement
+``__call__`` and override the hooks they need; a plain function becomes one with ``as_propagator``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,53 @@ import numpy as np
 from .space import Choice, Encoding, Space
 
 Params = dict[str, Any]
-Propagator = Callable[[Sequence[Params], np.random.Generator], list[Params]]
+BreedFn = Callable[[Sequence[Params], np.random.Generator], list[Params]]
+
+
+class Propagator:
+    """A breeding strategy: ``prop(parents, rng) -> offspring``, with hooks that do nothing by default.
+
+    Attributes:
+        pool_size: how many of the island's best the evolver hands over (None: its ``pop_size``); a
+            strategy that models good and bad configurations wants more than it breeds from.
+    """
+
+    pool_size: int | None = None
+
+    def __call__(self, parents: Sequence[Params], rng: np.random.Generator) -> list[Params]:
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(parents, rng) -> offspring")
+
+    def feedback(self, params: Params, success: bool) -> None:
+        """Told for each child of this propagator whether it entered the breeding population."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state that a resumed search must continue from (none by default)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()``'s output."""
+
+
+class FunctionPropagator(Propagator):
+    """A plain ``fn(parents, rng) -> offspring`` as a stateless Propagator."""
+
+    def __init__(self, fn: BreedFn) -> None:
+        self.fn = fn
+
+    def __call__(self, parents: Sequence[Params], rng: np.random.Generator) -> list[Params]:
+        return self.fn(parents, rng)
+
+    def __repr__(self) -> str:
+        return f"FunctionPropagator({self.fn!r})"
+
+
+def as_propagator(prop: Propagator | BreedFn) -> Propagator:
+    """``prop`` itself if it is a Propagator, a wrapped function otherwise; a TypeError for anything else."""
+    if isinstance(prop, Propagator):
+        return prop
+    if not callable(prop):
+        raise TypeError(f"propagator={prop!r} must be a Propagator or a callable prop(parents, rng) -> offspring")
+    return FunctionPropagator(prop)
 
 
 def distinct(rng: np.random.Generator, n: int, k: int) -> list[int]:
@@ -47,7 +94,7 @@ def _check_count(name: str, k: int) -> int:
 # --- selection ----------------------------------------------------------------------------------------------
 
 
-class SelectBest:
+class SelectBest(Propagator):
     """The ``k`` best of the pool."""
 
     def __init__(self, k: int) -> None:
@@ -57,7 +104,7 @@ class SelectBest:
         return list(pool[: self.k])
 
 
-class SelectUniform:
+class SelectUniform(Propagator):
     """``k`` distinct members of the pool, uniformly at random (all of them when the pool is smaller)."""
 
     def __init__(self, k: int) -> None:
@@ -67,7 +114,7 @@ class SelectUniform:
         return [pool[i] for i in distinct(rng, len(pool), self.k)]
 
 
-class SelectTournament:
+class SelectTournament(Propagator):
     """``k`` winners of tournaments among ``size`` random members (the pool is sorted: lowest index wins)."""
 
     def __init__(self, k: int, size: int = 3) -> None:
@@ -83,7 +130,7 @@ class SelectTournament:
 # --- variation ----------------------------------------------------------------------------------------------
 
 
-class CrossoverUniform:
+class CrossoverUniform(Propagator):
     """With probability ``prob``, one child taking each parameter from either of two parents; else a copy."""
 
     def __init__(self, prob: float = 0.7) -> None:
@@ -99,7 +146,7 @@ class CrossoverUniform:
         return [{k: (a[k] if rng.random() < 0.5 else b[k]) for k in a}]
 
 
-class PointMutation:
+class PointMutation(Propagator):
     """With probability ``prob``, resample ``points`` random parameters of each configuration."""
 
     def __init__(self, space: Space, points: int = 1, prob: float = 1.0) -> None:
@@ -152,7 +199,7 @@ class IntervalMutationNormal(PointMutation):
         return param.from_unit(param.to_unit(value) + rng.normal(0.0, self._sigma(rng)))
 
 
-class RandomInit:
+class RandomInit(Propagator):
     """With probability ``prob``, replace each configuration (or, given none, make one) by a random draw."""
 
     def __init__(self, space: Space, prob: float = 1.0) -> None:
@@ -164,7 +211,7 @@ class RandomInit:
         return [self.space.sample(rng) if rng.random() < self.prob else dict(p) for p in parents]
 
 
-class GridSearch:
+class GridSearch(Propagator):
     """Walks the grid of ``space`` in a fixed order; worker ``offset`` of ``stride`` takes every stride-th point."""
 
     def __init__(self, space: Space, points: int = 5, offset: int = 0, stride: int = 1) -> None:
@@ -196,13 +243,13 @@ class GridSearch:
 # --- combinators --------------------------------------------------------------------------------------------
 
 
-class Compose:
+class Compose(Propagator):
     """Apply propagators one after another."""
 
-    def __init__(self, *steps: Propagator) -> None:
+    def __init__(self, *steps: Propagator | BreedFn) -> None:
         if not steps:
             raise ValueError("Compose needs at least one propagator")
-        self.steps = steps
+        self.steps = tuple(as_propagator(s) for s in steps)
 
     def __call__(self, parents: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         out = list(parents)
@@ -210,32 +257,47 @@ class Compose:
             out = step(out, rng)
         return out
 
+    def feedback(self, params: Params, success: bool) -> None:
+        for step in self.steps:
+            step.feedback(params, success)
+
     def state_dict(self) -> dict[str, Any]:
-        return {str(i): s.state_dict() for i, s in enumerate(self.steps) if hasattr(s, "state_dict")}
+        return _states({str(i): s for i, s in enumerate(self.steps)})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for i, s in enumerate(self.steps):
-            if str(i) in state:
-                s.load_state_dict(state[str(i)])  # type: ignore[attr-defined]
+        _load_states({str(i): s for i, s in enumerate(self.steps)}, state)
 
 
-class Conditional:
+class Conditional(Propagator):
     """``then`` once the pool holds ``pop_size`` configurations, ``otherwise`` before that."""
 
-    def __init__(self, pop_size: int, then: Propagator, otherwise: Propagator) -> None:
-        self.pop_size, self.then, self.otherwise = _check_count("pop_size", pop_size), then, otherwise
+    def __init__(self, pop_size: int, then: Propagator | BreedFn, otherwise: Propagator | BreedFn) -> None:
+        self.pop_size = _check_count("pop_size", pop_size)
+        self.then, self.otherwise = as_propagator(then), as_propagator(otherwise)
 
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         return (self.then if len(pool) >= self.pop_size else self.otherwise)(pool, rng)
 
+    def feedback(self, params: Params, success: bool) -> None:
+        self.then.feedback(params, success)
+        self.otherwise.feedback(params, success)
+
     def state_dict(self) -> dict[str, Any]:
-        return {k: p.state_dict() for k, p in (("then", self.then), ("otherwise", self.otherwise))
-                if hasattr(p, "state_dict")}
+        return _states({"then": self.then, "otherwise": self.otherwise})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, p in (("then", self.then), ("otherwise", self.otherwise)):
-            if k in state:
-                p.load_state_dict(state[k])  # type: ignore[attr-defined]
+        _load_states({"then": self.then, "otherwise": self.otherwise}, state)
+
+
+def _states(parts: dict[str, Propagator]) -> dict[str, Any]:
+    """The states of the parts of a combinator that have one, by key."""
+    return {k: st for k, p in parts.items() if (st := p.state_dict())}
+
+
+def _load_states(parts: dict[str, Propagator], state: dict[str, Any]) -> None:
+    for k, p in parts.items():
+        if k in state:
+            p.load_state_dict(state[k])
 
 
 # --- strategies ---------------------------------------------------------------------------------------------
@@ -278,7 +340,7 @@ def grid_search(space: Space, points: int = 5, offset: int = 0, stride: int = 1)
     return GridSearch(space, points, offset, stride)
 
 
-class AdaptiveGA:
+class AdaptiveGA(Propagator):
     """A genetic algorithm whose mutation steps follow the spread of the breeding population.
 
     Two parents from the best ``pop_size`` (uniform), uniform crossover with ``crossover_prob``, then every
@@ -323,7 +385,7 @@ class AdaptiveGA:
         return [child]
 
 
-class Portfolio:
+class Portfolio(Propagator):
     """Several breeding strategies, each picked with a probability that follows its recent success.
 
     A child succeeds when it enters the breeding population (``feedback`` from the evolver). Probabilities
@@ -332,7 +394,7 @@ class Portfolio:
     the evolver dropped as a duplicate never gets feedback).
     """
 
-    def __init__(self, strategies: Sequence[Propagator], min_prob: float = 0.1, decay: float = 0.95,
+    def __init__(self, strategies: Sequence[Propagator | BreedFn], min_prob: float = 0.1, decay: float = 0.95,
                  memory: int = 1024) -> None:
         if not strategies:
             raise ValueError("Portfolio needs at least one strategy")
@@ -340,7 +402,8 @@ class Portfolio:
             raise ValueError(f"min_prob={min_prob!r} x {len(strategies)} strategies must be <= 1")
         if not 0 <= decay < 1:
             raise ValueError(f"decay={decay!r} must be in [0, 1)")
-        self.strategies, self.min_prob, self.decay = list(strategies), float(min_prob), float(decay)
+        self.strategies = [as_propagator(p) for p in strategies]
+        self.min_prob, self.decay = float(min_prob), float(decay)
         self.memory = _check_count("memory", memory)
         self.rates = [0.5] * len(strategies)
         self._made: dict[tuple, int] = {}  # child key -> strategy, until its feedback arrives
@@ -368,12 +431,18 @@ class Portfolio:
         k = self._made.pop(tuple(params.values()), None)
         if k is not None:
             self.rates[k] = self.decay * self.rates[k] + (1 - self.decay) * float(success)
+        for strategy in self.strategies:
+            strategy.feedback(params, success)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rates": list(self.rates)}
+        state: dict[str, Any] = {"rates": list(self.rates)}
+        if parts := _states({str(i): s for i, s in enumerate(self.strategies)}):
+            state["strategies"] = parts
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         rates = [float(r) for r in state["rates"]]
         if len(rates) != len(self.strategies):
             raise ValueError(f"rates={rates!r} must hold one rate per strategy ({len(self.strategies)})")
         self.rates = rates
+        _load_states({str(i): s for i, s in enumerate(self.strategies)}, state.get("strategies", {}))

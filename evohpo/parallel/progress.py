@@ -1,16 +1,22 @@
-"""Rank 0's report of the whole search: a tqdm bar on a terminal, periodic log lines otherwise."""
+"""Progress of the whole search, shown by rank 0: every worker sends its counts there now and then
+(``ProgressReport``); rank 0 shows them as a tqdm bar on a terminal, as periodic log lines otherwise
+(``ProgressBar``)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import sys
+import time
 from typing import Any
+
+from ..core.population import Population
+from .transport import Tag, Transport
 
 log = logging.getLogger("evohpo")
 
 
-class Progress:
+class ProgressBar:
     """Evaluations done of the budget, best loss, evaluations per second and time left."""
 
     def __init__(self, total: int | None, time_limit: float | None, tty: bool | None = None) -> None:
@@ -44,6 +50,46 @@ class Progress:
         eta = "" if left is None else f", ~{left:.0f} s left"
         shown = f"{best:.6g}" if math.isfinite(best) else "none yet"
         log.info("evaluations %d%s, best loss %s, %.1f evaluations/s%s", done, of, shown, rate, eta)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class ProgressReport:
+    """Every ``interval`` seconds: a worker's (evaluations done, best loss) goes to rank 0, which shows the sum."""
+
+    def __init__(self, transport: Transport, population: Population, interval: float, total: int | None,
+                 time_limit: float | None) -> None:
+        self.transport, self.population, self.interval = transport, population, interval
+        self.bar = ProgressBar(total, time_limit) if transport.rank == 0 else None
+        self._workers: dict[int, tuple[int, float]] = {}  # rank -> its last (done, best loss)
+        self._t0 = self._last = time.time()
+
+    def start(self) -> None:
+        """The search (and its rate) starts now."""
+        self._t0 = self._last = time.time()
+
+    def tick(self, done: int, run: int) -> None:
+        """After an evaluation: ``done`` finished by this worker (restored ones included), ``run`` by this process."""
+        now = time.time()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        leader = self.population.best()
+        best = leader.loss if leader is not None else math.inf
+        if self.bar is None:
+            self.transport.send(0, Tag.PROGRESS, (done, best))
+            return
+        self._workers[0] = (done, best)
+        total = sum(n for n, _ in self._workers.values())
+        best_loss = min(b for _, b in self._workers.values())
+        rate = run * self.transport.size / max(now - self._t0, 1e-9)
+        self.bar.update(total, best_loss, rate, now - self._t0)
+
+    def on_message(self, src: int, payload: tuple[int, float]) -> None:
+        """A worker's counts (rank 0)."""
+        self._workers[src] = payload
 
     def close(self) -> None:
         if self.bar is not None:

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    """Re-read the directory every ``--interval`` seconds until every rank wrote "done" (or Ctrl-C)."""
+    """Re-read the directory every ``--interval`` seconds until every rank stopped (or Ctrl-C)."""
     from tqdm import tqdm
 
     if args.interval <= 0:
@@ -98,7 +98,7 @@ def _watch(args: argparse.Namespace) -> int:
                 best = results.best(1)
                 bar.set_postfix(best=f"{best[0].loss:.4g}" if best else "-", failed=c["failed"],
                                 in_flight=c["in_flight"], refresh=True)
-                if results.finished:
+                if results.ended:
                     bar.close()
                     print(results.summary(top=5))
                     return 0

@@ -1,0 +1,48 @@
+"""Stop signals: SIGTERM/SIGUSR1 (how SLURM warns before a time limit) stop new evaluations; a running one gets
+a grace period, then is interrupted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+
+class EvaluationInterrupted(BaseException):
+    """Raised inside a running evaluation when the grace period after a stop signal ran out."""
+
+
+class StopSignals:
+    """SIGTERM/SIGUSR1 stop new evaluations; a running one gets ``grace`` seconds, then is interrupted.
+
+    A context manager, entered as early as possible so that a signal during start-up is not fatal either.
+    """
+
+    def __init__(self, grace: float | None, signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1)) -> None:
+        self.grace, self.signals = grace, tuple(signals)
+        self.reason: str | None = None  # set by the handler; acted on by the worker loop
+        self.evaluating = False
+        self._previous: dict[int, Any] = {}
+
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        self.reason = f"received {signal.Signals(signum).name}"
+        if self.evaluating and self.grace is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(self.grace, 1e-3))
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self.evaluating:
+            raise EvaluationInterrupted()
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_stop) for s in self.signals}
+            self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_alarm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for s, h in self._previous.items():
+                signal.signal(s, h)
+            self._previous = {}

@@ -1,0 +1,118 @@
+"""Results as tables: one row per evaluation (pandas) and the text summary of ``evohpo summary``."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ..core.individual import FAILED, Individual
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .load import Results
+
+PARAM_PREFIX = "param."
+COLUMNS = ("id", "island", "lives_on", "rank", "generation", "status", "loss", "start", "end", "duration",
+           "error")
+
+
+def to_dataframe(results: Results) -> pd.DataFrame:
+    """One row per finished evaluation, by end time.
+
+    Columns: id, island (ran on), lives_on (island now, after migrations), rank, generation, status,
+    loss (NaN unless ok), start and end (Unix seconds), duration (s), error (None unless failed), then
+    one ``param.<name>`` column per hyperparameter (prefixed so that a parameter called e.g. "rank"
+    cannot collide with a fixed column).
+    """
+    import pandas as pd
+
+    names = results.param_names()
+    rows = []
+    for ind in results.individuals:
+        row: dict[str, Any] = {
+            "id": ind.id, "island": results.ran_on(ind), "lives_on": ind.island, "rank": ind.rank,
+            "generation": ind.generation, "status": ind.status, "loss": ind.loss if ind.ok else math.nan,
+            "start": ind.start, "end": ind.end, "duration": ind.end - ind.start, "error": ind.error}
+        for n in names:
+            row[PARAM_PREFIX + n] = ind.params.get(n)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*COLUMNS, *(PARAM_PREFIX + n for n in names)])
+
+
+
+def summary(results: Results, top: int = 10) -> str:
+    """A text report: the search, the counts, the ``top`` best and the best of each island."""
+    c = results.counts
+    lines = [f"evohpo results: {results.directory}"]
+    if results.space is not None:
+        lines.append("  space: " + ", ".join(f"{n}={p!r}" for n, p in results.space.items()))
+    if results.meta:
+        lines.append(f"  islands: {results.meta.get('islands')}, ranks: {results.meta.get('ranks')}")
+    lines.append(f"  status: {_status(results)}; elapsed {_duration(results.elapsed)}")
+    lines.append(f"  evaluations: {c['evaluations']} finished ({c['ok']} ok, {c['failed']} failed, "
+                 f"{c['pruned']} pruned), {c['in_flight']} in flight, {c['interrupted']} interrupted")
+    if results.torn:
+        lines.append(f"  note: skipped the torn last line of {results.torn} journal(s) (still being written, "
+                     "or cut short by a crash)")
+    errors = Counter(_last_line(i.error) for i in results.individuals if i.status == FAILED)
+    for err, k in errors.most_common(3):
+        lines.append(f"  failed x{k}: {err}")
+    if len(errors) > 3:
+        lines.append(f"  ... and {len(errors) - 3} other errors")
+    best = results.best(top)
+    lines.append("")
+    if not best:
+        lines.append("no ok evaluation yet")
+        return "\n".join(lines)
+    lines.append(f"top {len(best)} of {c['ok']} ok:")
+    lines += _table(best, results.param_names(), first="rank", numbers=range(1, len(best) + 1))
+    by_island = results.islands()
+    if len(by_island) > 1 or results.n_islands > 1:
+        lines.append("")
+        lines.append("best per island:")
+        lines += _table(list(by_island.values()), results.param_names(), first="island",
+                        numbers=list(by_island), island=False)
+    return "\n".join(lines)
+
+
+def _status(results: Results) -> str:
+    """Finished (with why), stopped before finishing (with why: resume to go on), or running."""
+    state = results.state
+    if state.finished:
+        return state.describe()
+    if state.ended:
+        return f"stopped, resumable ({state.describe()})"
+    return "running, or stopped before finishing"
+
+
+def _duration(seconds: float) -> str:
+    """1.2 s, 3 min 4 s, 5 h 06 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _last_line(text: str | None) -> str:
+    """The last non-blank line of an error text (for a traceback: the exception)."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    msg = lines[-1] if lines else "(no error text)"
+    return msg if len(msg) <= 100 else msg[:97] + "..."
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _table(inds: list[Individual], names: list[str], first: str, numbers: Any, island: bool = True) -> list[str]:
+    """Aligned text rows: first column, loss, id, island (where it lives now), then the parameters."""
+    header = ["#" if first == "rank" else first, "loss", "id", *(["island"] if island else []), *names]
+    rows = [[str(k), _cell(i.loss), i.id, *([str(i.island)] if island else []),
+             *(_cell(i.params.get(n, "")) for n in names)] for k, i in zip(numbers, inds)]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
