@@ -16,13 +16,14 @@ from .core.propagators import BreedFn, Propagator
 from .core.space import Space
 from .core.strategies import make_propagator
 from .journal.directory import search_meta
-from .parallel.budget import worker_limit
-from .parallel.callbacks import Callback
+from .parallel.budget import search_total, worker_limit
+from .parallel.callbacks import Callback, Callbacks
+from .parallel.evaluation import LossFn
 from .parallel.result import SearchResult
 from .parallel.resume import apply_plan, open_checkpoint
 from .parallel.signals import StopSignals
 from .parallel.transport import as_transport
-from .parallel.worker import LossFn, Worker
+from .parallel.worker import Worker
 
 log = logging.getLogger("evohpo")
 
@@ -62,17 +63,73 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         generations: evaluations per worker (as in Propulate: each worker runs this many, however fast it is);
             ``max_evaluations``: in total, shared so that fast workers take over from slow ones;
             ``time_limit``: seconds of wall time after which no evaluation starts. At least one budget is needed.
-        pop_size: breeding pool size per island (default max(8, 2 x island workers)).
-        migration_prob: chance per island per evaluation that emigrants leave; ``pollinate`` sends copies.
-        propagator: "ga" (default), "plain-ga", "adaptive", "guided", "random", "grid" (see
-            ``core.strategies``), a ``Propagator`` or a function ``prop(parents, rng) -> offspring``.
-        checkpoint: a directory for the per-rank journals; a search there is resumed unless ``resume=False``,
-            which moves the old journals to a timestamped backup.
-        on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank.
-        callbacks: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
+        pop_size: breeding pool per island (default max(8, 2 x island workers)); ``migration_prob``: chance
+            per island per evaluation that emigrants leave; ``pollinate`` sends copies.
+        propagator: a name of ``core.strategies.STRATEGIES`` ("ga" by default), a ``Propagator`` or a function.
+        checkpoint: the per-rank journals' directory, resumed unless ``resume=False`` (old files to a backup).
+        on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank;
+            ``callbacks``: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
         grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1 (None: no limit).
     """
     space = Space(space)
+    _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
+    hooks = Callbacks(callbacks)  # checked before anything is written
+
+    with StopSignals(grace_period) as signals:  # from the start: a signal during start-up is not fatal
+        transport = as_transport(comm)
+        rank, size = transport.rank, transport.size
+        setup_logging(rank)
+        layout = IslandLayout.make(size, islands, island_sizes)
+        policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
+                                 emigrant_selection, pollinate)
+        evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
+        directory = plan = None
+        if checkpoint is not None:
+            meta = search_meta(space.describe(), list(layout.sizes), size)
+            directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
+            if plan is not None:
+                apply_plan(plan, evolver, policy, seed)
+        try:
+            worker = Worker(loss_fn, evolver, transport, layout, policy,
+                            budget=worker_limit(rank, size, generations, max_evaluations, plan),
+                            share_budget=generations is None, done=plan.done if plan else 0,
+                            requeued=plan.requeued if plan else (), resumed=plan.total_done if plan else 0,
+                            total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
+                            journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
+                            progress_interval=progress_interval, signals=signals,
+                            checkpoint=None if checkpoint is None else str(checkpoint))
+            result = _run(worker, hooks, top_n)
+        finally:
+            if directory is not None:
+                directory.close()  # (the journal is closed by the run already, unless it raised); unlock
+            if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
+                transport.free()
+    _log_done(result, checkpoint, rank)
+    return result
+
+
+def _evolver(space: Space, propagator: Any, pop_size: int | None, layout: IslandLayout, rank: int, size: int,
+             seed: int) -> Evolver:
+    """The evolver of worker ``rank``: its island's pool (default max(8, 2 x island workers)), its strategy,
+    its own random stream."""
+    island = layout.island_of(rank)
+    pop_size = pop_size or max(8, 2 * layout.sizes[island])
+    return Evolver(space, make_propagator(propagator, space, pop_size, rank, size), pop_size,
+                   seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island, rank=rank)
+
+
+def _log_done(result: SearchResult, checkpoint: Any, rank: int) -> None:
+    """Rank 0's line on what the search found."""
+    if rank == 0 and result.best is not None:
+        where = f"; journals in {checkpoint}" if checkpoint else ""
+        log.info("done (%s): %d evaluations, %d failed; best loss %.6g with %s (id %s, island %d)%s",
+                 result.reason, result.n_evaluations, result.n_failed, result.best.loss, result.best.params,
+                 result.best.id, result.best.island, where)
+
+
+def _check(loss_fn: Any, generations: Any, max_evaluations: Any, time_limit: Any, pop_size: Any,
+           top_n: Any) -> None:
+    """ValueError (TypeError for the loss) naming the argument and its value."""
     for name, value in (("generations", generations), ("max_evaluations", max_evaluations),
                         ("pop_size", pop_size), ("top_n", top_n)):
         _positive(name, value)
@@ -82,48 +139,14 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     if not callable(loss_fn):
         raise TypeError(f"loss_fn={loss_fn!r} must be callable as loss_fn(params) -> float")
 
-    with StopSignals(grace_period) as signals:  # from the start: a signal during start-up is not fatal
-        transport = as_transport(comm)
-        rank, size = transport.rank, transport.size
-        setup_logging(rank)
-        layout = IslandLayout.make(size, islands, island_sizes)
-        island = layout.island_of(rank)
-        pop_size = pop_size or max(8, 2 * layout.sizes[island])
-        policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
-                                 emigrant_selection, pollinate)
-        evolver = Evolver(space, make_propagator(propagator, space, pop_size, rank, size), pop_size,
-                          seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island, rank=rank)
-        directory = plan = None
-        if checkpoint is not None:
-            meta = search_meta(space.describe(), list(layout.sizes), size)
-            directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
-            if plan is not None:
-                apply_plan(plan, evolver, policy, seed)
-        done, total_done, queued = (plan.done, plan.total_done, plan.queued) if plan else (0, 0, {})
-        try:
-            worker = Worker(loss_fn, evolver, transport, layout, policy,
-                            budget=worker_limit(rank, size, generations, max_evaluations, done, total_done, queued),
-                            share_budget=generations is None, done=done, requeued=plan.requeued if plan else (),
-                            resumed=total_done, total_budget=max_evaluations if max_evaluations is not None else (
-                                generations * size if generations else None),
-                            time_limit=time_limit, journal=directory.journal if directory else None,
-                            on_error=on_error, callbacks=callbacks, progress_interval=progress_interval,
-                            checkpoint=None if checkpoint is None else str(checkpoint), signals=signals)
-            try:
-                worker.run()
-                result = worker.result(top_n)
-            except BaseException:
-                worker.callbacks.on_end(None)
-                raise
-            worker.callbacks.on_end(result)
-        finally:
-            if directory is not None:
-                directory.close()  # (the journal is closed by the run already, unless it raised); unlock
-            if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
-                transport.free()
-        if rank == 0 and result.best is not None:
-            where = f"; journals in {checkpoint}" if checkpoint else ""
-            log.info("done (%s): %d evaluations, %d failed; best loss %.6g with %s (id %s, island %d)%s",
-                     result.reason, result.n_evaluations, result.n_failed, result.best.loss, result.best.params,
-                     result.best.id, result.best.island, where)
-        return result
+
+def _run(worker: Worker, hooks: Callbacks, top_n: int) -> SearchResult:
+    """Run the worker's loop and gather the result; the callbacks hear of the end either way."""
+    try:
+        worker.run()
+        result = worker.result(top_n)
+    except BaseException:
+        hooks.on_end(None)
+        raise
+    hooks.on_end(result)
+    return result

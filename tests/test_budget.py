@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
-from evohpo.parallel.budget import Budget, split, worker_limit
+from evohpo.journal.restore import RankPlan
+from evohpo.parallel.budget import Budget, search_total, split, worker_limit
 from evohpo.parallel.transport import Tag, ThreadHub
 
 
@@ -105,7 +108,7 @@ def test_waiting_for_more_returns_once_a_gift_came_or_nobody_has_any() -> None:
 
 
 def test_unstarted_counts_the_restored_evaluations_still_to_run() -> None:
-    b = Budget(ThreadHub(1).transports()[0], [], 10, done=3, queued=2)
+    b = Budget(ThreadHub(1).transports()[0], [], 10, done=3, requeued=[{}, {}])
     assert b.unstarted() == 5 and b.unstarted(starting=True) == 4 and b.left() == 7 and not b.spent()
     b.done = 10
     assert b.spent() and b.unstarted() == 0 and b.left() == 0
@@ -117,7 +120,13 @@ def test_limits_split_a_total_evenly_on_top_of_what_each_rank_re_runs() -> None:
     assert worker_limit(1, 4, generations=5, max_evaluations=None) == 5
     assert worker_limit(3, 4, generations=None, max_evaluations=10) == 2
     assert worker_limit(0, 4, generations=None, max_evaluations=None) is None
+    assert search_total(5, None, 4) == 20 and search_total(5, 30, 4) == 30 and search_total(None, None, 4) is None
     # resumed: 6 of 20 done (2 by rank 0), 3 unfinished (2 for rank 0): 11 left, split 3, 3, 3, 2
-    assert worker_limit(0, 4, None, 20, done=2, total_done=6, queued={0: 2, 1: 1}) == 2 + 2 + 3
-    assert worker_limit(3, 4, None, 20, done=0, total_done=6, queued={0: 2, 1: 1}) == 2
-    assert worker_limit(0, 4, 3, 20, done=2, total_done=6, queued={0: 2}) == 3  # the smaller budget
+    assert worker_limit(0, 4, None, 20, resumed(done=2, total_done=6, queued={0: 2, 1: 1})) == 2 + 2 + 3
+    assert worker_limit(3, 4, None, 20, resumed(done=0, total_done=6, queued={0: 2, 1: 1})) == 2
+    assert worker_limit(0, 4, 3, 20, resumed(done=2, total_done=6, queued={0: 2})) == 3  # the smaller budget
+
+
+def resumed(done: int, total_done: int, queued: dict[int, int]) -> RankPlan:
+    return RankPlan(members=[], in_flight=[], hops={}, state=None, next_generation=0, requeued=[], done=done,
+                    total_done=total_done, queued=Counter(queued))

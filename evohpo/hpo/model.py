@@ -149,10 +149,17 @@ def _make_module(params: Mapping[str, Any], input_shape: tuple[int, int, int], n
             self.log_dict({"val_acc": acc, "val_loss": loss})
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
-            if p["optimizer"] == "sgd":
-                return torch.optim.SGD(self.parameters(), lr=lr, momentum=0.9, nesterov=True)
-            if p["optimizer"] == "adamw":
-                return torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-2)
-            return torch.optim.Adam(self.parameters(), lr=lr)
+            return _optimizer(p["optimizer"], self.parameters(), lr)
 
     return CNNModule()
+
+
+def _optimizer(name: str, parameters: Any, lr: float) -> Any:
+    """The torch optimizer called ``name`` (SGD with Nesterov momentum, AdamW with weight decay, Adam)."""
+    import torch
+
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, nesterov=True)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
+    return torch.optim.Adam(parameters, lr=lr)

@@ -124,13 +124,36 @@ class LightningObjective:
             return f"local-{os.getpid()}-{next(self._counter):04d}"
         return f"island{ctx.island}/{ctx.id}"
 
+    def _trainer(self, logger: Any, steps_per_epoch: int) -> Any:
+        """A Trainer for one training on this rank's device, with early stopping on the metric."""
+        import lightning
+        from lightning.pytorch.callbacks import EarlyStopping
+        from lightning.pytorch.plugins.environments import LightningEnvironment
+
+        mode = "max" if self.metric == "val_acc" else "min"
+        device = self.device
+        return lightning.Trainer(
+            accelerator="gpu" if device is not None and device.accelerator == "gpu" else "cpu",
+            devices=device.trainer_devices if device is not None else 1,
+            max_epochs=self.epochs,
+            logger=logger,
+            callbacks=[EarlyStopping(self.metric, mode=mode, patience=self.patience), *self.callbacks],
+            # LightningEnvironment: no SLURM/MPI cluster detection, hence no SLURM auto-requeue (SIGUSR1)
+            # handler and no multi-process world built from SLURM_NTASKS or the MPI communicator.
+            plugins=[LightningEnvironment()],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_autolog_hparams=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=max(1, min(50, steps_per_epoch)),
+            default_root_dir=self.log_dir or ".",
+        )
+
     def __call__(self, params: dict[str, Any]) -> float:
         """Train one configuration; return the loss to minimise."""
-        import lightning
         import torch
-        from lightning.pytorch.callbacks import EarlyStopping
         from lightning.pytorch.loggers import TensorBoardLogger
-        from lightning.pytorch.plugins.environments import LightningEnvironment
 
         _single_process_lightning()
         if self.quiet:
@@ -149,25 +172,7 @@ class LightningObjective:
         if self.log_dir is not None:
             name, _, version = self.run_name().rpartition("/")
             logger = TensorBoardLogger(self.log_dir, name=name, version=version, default_hp_metric=False)
-        mode = "max" if self.metric == "val_acc" else "min"
-        device = self.device
-        trainer = lightning.Trainer(
-            accelerator="gpu" if device is not None and device.accelerator == "gpu" else "cpu",
-            devices=device.trainer_devices if device is not None else 1,
-            max_epochs=self.epochs,
-            logger=logger,
-            callbacks=[EarlyStopping(self.metric, mode=mode, patience=self.patience), *self.callbacks],
-            # LightningEnvironment: no SLURM/MPI cluster detection, hence no SLURM auto-requeue (SIGUSR1)
-            # handler and no multi-process world built from SLURM_NTASKS or the MPI communicator.
-            plugins=[LightningEnvironment()],
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_autolog_hparams=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=max(1, min(50, len(train))),
-            default_root_dir=self.log_dir or ".",
-        )
+        trainer = self._trainer(logger, steps_per_epoch=len(train))
         _disable_lightning_signal_handlers(trainer)
         start = time.perf_counter()
         sigint = signal.getsignal(signal.SIGINT)

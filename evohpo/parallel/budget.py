@@ -10,8 +10,10 @@ asking. A worker that stops answers no more ASKs: its RETIRED counts as its answ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+from ..journal.restore import RankPlan
 from .transport import Tag, Transport
 
 ASK_LEAD = 2  # ask peers for evaluations when this few of our own are left (they answer between evaluations)
@@ -21,11 +23,11 @@ class Budget:
     """The evaluations this worker may finish (``limit``; None: no count limit) and how many it finished."""
 
     def __init__(self, transport: Transport, peers: list[int], limit: int | None, *, done: int = 0,
-                 queued: int = 0, share: bool = False) -> None:
+                 requeued: Sequence[Mapping[str, Any]] = (), share: bool = False) -> None:
         self.transport, self.peers = transport, peers
         self.limit = limit
         self.done = done  # finished, restored ones included
-        self.queued = queued  # restored unfinished evaluations of this worker not started yet
+        self.requeued = list(requeued)  # restored unfinished evaluations (journal records) to run first
         self.share = share and limit is not None
         self.retired: set[int] = set()
         self.asked: set[int] = set()  # peers whose answer to our ASK is outstanding
@@ -49,7 +51,7 @@ class Budget:
         """Evaluations of the limit not started yet (``starting``: one is about to be)."""
         if self.limit is None:
             return 0
-        return max(0, self.limit - self.done - self.queued - starting)
+        return max(0, self.limit - self.done - len(self.requeued) - starting)
 
     # --- sharing ------------------------------------------------------------------------------------------
     def ask_ahead(self) -> None:
@@ -130,14 +132,14 @@ def split(total: int, parts: int) -> list[int]:
     return [base + (i < extra) for i in range(parts)]
 
 
-def worker_limit(rank: int, size: int, generations: int | None, max_evaluations: int | None, done: int = 0,
-                 total_done: int = 0, queued: Mapping[int, int] | None = None) -> int | None:
+def worker_limit(rank: int, size: int, generations: int | None, max_evaluations: int | None,
+                 plan: RankPlan | None = None) -> int | None:
     """How many evaluations worker ``rank`` of ``size`` may finish (restored ones included; None: no limit).
 
-    ``generations`` are per worker; what is left of ``max_evaluations`` after the ``total_done`` restored ones
-    is split evenly, on top of what each worker must re-run (``queued``: unfinished evaluations per rank).
+    ``generations`` are per worker; what is left of ``max_evaluations`` after the restored ones (``plan``)
+    is split evenly, on top of what each worker must re-run (``plan.queued``: unfinished ones per rank).
     """
-    queued = queued or {}
+    done, total_done, queued = (plan.done, plan.total_done, plan.queued) if plan else (0, 0, {})
     limits = []
     if generations is not None:
         limits.append(generations)
@@ -145,3 +147,10 @@ def worker_limit(rank: int, size: int, generations: int | None, max_evaluations:
         left = max_evaluations - total_done - sum(queued.values())
         limits.append(done + queued.get(rank, 0) + split(left, size)[rank])
     return min(limits) if limits else None
+
+
+def search_total(generations: int | None, max_evaluations: int | None, workers: int) -> int | None:
+    """The whole search's evaluations (for progress): the total, or ``generations`` per worker."""
+    if max_evaluations is not None:
+        return max_evaluations
+    return generations * workers if generations is not None else None

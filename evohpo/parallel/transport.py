@@ -12,7 +12,9 @@ from __future__ import annotations
 import enum
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,6 +86,20 @@ class Transport(ABC):
                 return False
         self._free_completed()
         return bool(np.array_equal(self.received, self._expected)) and self.pending_sends() == 0
+
+    def wait(self, until: Callable[[], bool], handle: Callable[[list[Message]], None]) -> None:
+        """Poll and ``handle`` what arrives until ``until()``; between empty polls sleep 0.1 ms doubling to 1 ms
+        (10 ms after a second of waiting), so that collectives in progress (termination) complete quickly but
+        idling is cheap."""
+        pause, start = 1e-4, time.monotonic()
+        while not until():
+            msgs = self.poll()
+            handle(msgs)
+            if msgs:
+                pause = 1e-4
+            else:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001 if time.monotonic() - start < 1.0 else 0.01)
 
     @abstractmethod
     def _send_all(self, dests: list[int], tag: int, payload: Any) -> None: ...

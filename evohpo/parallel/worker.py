@@ -8,13 +8,11 @@ Everything else a worker does is a collaborator with its own tests: the budget a
 from __future__ import annotations
 
 import logging
-import math
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..core.context import EvalContext, evaluating
+from ..core.context import EvalContext
 from ..core.evolver import Evolver, SpaceExhausted
 from ..core.individual import FAILED, INTERRUPTED, Individual
 from ..core.migration import IslandLayout, MigrationPolicy
@@ -22,16 +20,16 @@ from ..journal import records
 from ..journal.writer import Journal, NullJournal
 from .budget import Budget
 from .callbacks import Callback, Callbacks, SearchInfo
+from .evaluation import LossFn, evaluate
 from .gcfreeze import SurvivorFreezer
 from .islands import IslandExchange
 from .progress import ProgressReport
 from .result import SearchResult, Tally, gather
-from .signals import EvaluationInterrupted, StopSignals
+from .signals import StopSignals
 from .transport import Tag, Transport
 
 log = logging.getLogger("evohpo")
 
-LossFn = Callable[[dict[str, Any]], float]
 ON_ERROR = ("record", "raise")
 
 
@@ -51,7 +49,7 @@ class Worker:
     def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
                  policy: MigrationPolicy, *, budget: int | None = None, time_limit: float | None = None,
                  journal: Journal | NullJournal | None = None, on_error: str = "record",
-                 callbacks: Sequence[Callback | Callable[[Individual], Any]] = (),
+                 callbacks: Callbacks | Sequence[Callback | Callable[[Individual], Any]] = (),
                  progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
                  requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0,
                  signals: StopSignals | None = None, share_budget: bool = False,
@@ -59,17 +57,13 @@ class Worker:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error={on_error!r} must be one of {ON_ERROR}")
         self.loss_fn, self.evolver, self.transport, self.layout = loss_fn, evolver, transport, layout
-        self.rank = transport.rank
-        self.island = layout.island_of(self.rank)
-        self.island_rank = layout.workers(self.island).index(self.rank)
-        self.peers = [r for r in layout.workers(self.island) if r != self.rank]
         self.time_limit, self.on_error, self.checkpoint, self.resumed = time_limit, on_error, checkpoint, resumed
         self.journal = journal or NullJournal()
-        self.callbacks = Callbacks(callbacks)
-        self.requeued = list(requeued)
-        self.budget = Budget(transport, self.peers, budget, done=done, queued=len(self.requeued),
-                             share=share_budget)
+        self.callbacks = callbacks if isinstance(callbacks, Callbacks) else Callbacks(callbacks)
         self.exchange = IslandExchange(transport, layout, policy, evolver.population, self.journal)
+        self.rank, self.island, self.peers = transport.rank, self.exchange.island, self.exchange.peers
+        self.island_rank = layout.workers(self.island).index(self.rank)
+        self.budget = Budget(transport, self.peers, budget, done=done, requeued=requeued, share=share_budget)
         self.progress = ProgressReport(transport, evolver.population, progress_interval, total_budget, time_limit)
         self.signals = signals or StopSignals(None)
         self.tally = Tally()
@@ -93,15 +87,11 @@ class Worker:
         """Evaluations this worker finished, restored ones included."""
         return self.budget.done
 
-    @property
-    def info(self) -> SearchInfo:
-        return SearchInfo(self.rank, self.transport.size, self.island, self.island_rank, self.layout,
-                          self.checkpoint)
-
     # --- the loop -------------------------------------------------------------------------------------
     def run(self) -> str:
         """Work until the budget, the time limit, a stop signal or an exhausted space; then terminate cleanly."""
-        self.callbacks.on_start(self.info)
+        self.callbacks.on_start(SearchInfo(self.rank, self.transport.size, self.island, self.island_rank,
+                                           self.layout, self.checkpoint))
         self._t0 = time.time()
         self.progress.start()
         try:
@@ -134,39 +124,27 @@ class Worker:
 
     def _ask(self) -> dict[str, Any]:
         """The next configuration: an unfinished one restored from the checkpoint first, else a new child."""
-        if self.requeued:
-            rec = self.requeued.pop(0)
-            self.budget.queued -= 1
+        if self.budget.requeued:
+            rec = self.budget.requeued.pop(0)
             return self.evolver.requeue(rec["params"], rec["id"])
         return self.evolver.ask()
 
     def _evaluate(self, params: dict[str, Any]) -> Individual:
-        """Run the loss on ``params`` and tell the evolver; a failure is a result (``on_error="record"``)."""
+        """Run the loss on ``params`` and tell the evolver; a failure is a result unless ``on_error="raise"``."""
         ind_id, gen = self.evolver.pending_id(params)
-        start, error, status, loss = time.time(), None, None, math.nan
+        start = time.time()
         self.journal.write(records.start(ind_id, params, self.island, gen, start))
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
-        self.signals.evaluating = True
-        try:
-            with evaluating(ctx):
-                loss = float(self.loss_fn(params))
-            if not math.isfinite(loss):
-                error = f"loss_fn returned {loss!r}"
-        except EvaluationInterrupted:
-            status, error = INTERRUPTED, "interrupted: the grace period after a stop signal ran out"
-        except Exception as e:  # a failed training is a result, not the end of the search
-            error = "".join(traceback.format_exception(type(e), e, e.__traceback__)).strip()
-            if self.on_error == "raise":
-                log.critical("evaluation %s failed with params %s; aborting all ranks\n%s", ind_id, params, error)
-                self.journal.close()
-                if self.transport.size > 1:
-                    self.transport.abort(1)
-                raise
-        finally:
-            self.signals.evaluating = False
-        ind = self.evolver.tell(params, loss, error=error, status=status, start=start, end=time.time())
-        if error and status is None:
-            log.warning("evaluation %s failed (params %s): %s", ind_id, params, error.splitlines()[-1])
+        out = evaluate(self.loss_fn, params, ctx, self.signals)
+        if out.exception is not None and self.on_error == "raise":
+            log.critical("evaluation %s failed with params %s; aborting all ranks\n%s", ind_id, params, out.error)
+            self.journal.close()
+            if self.transport.size > 1:
+                self.transport.abort(1)
+            raise out.exception
+        ind = self.evolver.tell(params, out.loss, error=out.error, status=out.status, start=start, end=time.time())
+        if out.error and out.status is None:
+            log.warning("evaluation %s failed (params %s): %s", ind_id, params, out.error.splitlines()[-1])
         return ind
 
     def _record(self, ind: Individual) -> Individual | None:
@@ -234,17 +212,8 @@ class Worker:
             pop.reserve(starting)
 
     def _wait(self, until: Callable[[], bool]) -> None:
-        """Handle messages until ``until()``; between empty polls sleep 0.1 ms doubling to 1 ms (10 ms after a
-        second of waiting), so that collectives in progress (termination) complete quickly but idling is cheap."""
-        pause, start = 1e-4, time.monotonic()
-        while not until():
-            msgs = self.transport.poll()
-            self._receive(msgs)
-            if msgs:
-                pause = 1e-4
-            else:
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001 if time.monotonic() - start < 1.0 else 0.01)
+        """Handle messages until ``until()`` (``Transport.wait``)."""
+        self.transport.wait(until, self._receive)
 
     # --- the end --------------------------------------------------------------------------------------
     def _finish(self, reason: str) -> None:
