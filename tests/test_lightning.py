@@ -164,6 +164,18 @@ def test_progress_callback_logs_best_loss_only_on_island_rank_0(tmp_path: Path) 
         TensorBoardProgress(tmp_path, island_rank=-1)
 
 
+def test_tensorboard_progress_is_a_callback_that_learns_its_island_rank_and_closes_at_the_end(tmp_path: Path) -> None:
+    import evohpo
+
+    space = {"x": (-1.0, 1.0)}
+    for rank in (0, 1):  # a single worker is island rank 0; an explicit rank 1 writes nothing
+        tb = TensorBoardProgress(tmp_path / str(rank), island_rank=None if rank == 0 else 1)
+        evohpo.optimize(lambda p: p["x"] ** 2, space, generations=6, comm=None, callbacks=[tb])
+        assert tb.island_rank == rank and tb._writers == {}  # closed by on_end
+    assert _events(tmp_path / "0" / "island_0").Scalars("best_loss/island_0")[-1].step == 6
+    assert not (tmp_path / "1").exists()
+
+
 def test_ctrl_c_during_training_stays_a_keyboard_interrupt(digits: Any, tmp_path: Path) -> None:
     from lightning.pytorch.callbacks import Callback
 
