@@ -1,7 +1,8 @@
 """Scenarios run under ``mpiexec -n N python -m mpi4py tests/mpi_scenarios.py NAME [JSON options]``.
 
 Every rank runs ``evohpo.optimize``; rank 0 prints one JSON line (prefixed ``RESULT``) with what every rank
-saw, and the tests in ``test_mpi.py`` assert on it.
+saw, and the tests in ``test_mpi.py`` assert on it (``contract``: the scenarios of ``contract.py``, checked by
+``test_contract.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -73,10 +75,37 @@ def first_poll_after_a_pause(rounds: int = 20) -> None:
         print("RESULT " + json.dumps(seen), flush=True)
 
 
+def contract_scenarios(names: list[str]) -> None:
+    """The scenarios of ``tests/contract.py``, one after the other, each the same ``optimize`` call that
+    ``contract.run_threads`` makes in threads; rank 0 prints one ``RESULT {name: [observation per rank]}`` line.
+    The stop signal is real here: the signalled rank sends itself SIGUSR1 from inside its loss."""
+    import contract
+
+    from evohpo.core.migration import IslandLayout
+
+    size, out = COMM.Get_size(), {}
+    for name in names:
+        sc = contract.SCENARIOS[name]
+        kwargs = sc.kwargs(size)
+        layout = IslandLayout.make(size, kwargs.get("islands", 1), kwargs.get("island_sizes"))
+        loss, log = contract.make_loss(sc, RANK, size, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        COMM.Barrier()
+        t0 = time.time()
+        result = evohpo.optimize(loss, sc.space_dict(), **kwargs)
+        wall = time.time() - t0
+        seen = COMM.gather(contract.observe(result, log, RANK, layout.island_of(RANK), t0, wall))
+        if RANK == 0:
+            out[name] = seen
+    if RANK == 0:
+        print("RESULT " + json.dumps(out), flush=True)
+
+
 def main() -> None:
     name = sys.argv[1]
     if name == "first_poll":
         return first_poll_after_a_pause()
+    if name == "contract":
+        return contract_scenarios(json.loads(sys.argv[2])["scenarios"])
     if os.environ.get("EVOHPO_TEST_PIDDIR"):  # lets a test signal one chosen rank
         Path(os.environ["EVOHPO_TEST_PIDDIR"], f"rank-{RANK}.pid").write_text(str(os.getpid()))
     opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
