@@ -90,8 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     args.out = args.out or str(driver.RESULTS / "quality.md")
     if args.report_only:
         report_only(args)
-    else:
-        run(args)
+        return
+    if args.quick:  # before the lock: it is the lock of the file this run writes
+        args.seeds = args.seeds if args.seeds_given else 3
+        args.json = args.json if args.json_given else str(driver.RESULTS / "quality-quick.json")
+        args.out = args.out if args.out_given else str(driver.RESULTS / "quality-quick.md")
+    run(args)
 
 
 if __name__ == "__main__":

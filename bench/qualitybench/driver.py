@@ -224,12 +224,6 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
     """Run (or, with ``--resume``, complete) the cells of the command line with the evohpo snapshot of content
     hash ``version``; save the JSON. Returns the driver, the tasks, the methods and the seconds it took."""
     t_start = time.perf_counter()
-    if args.quick and not args.seeds_given:
-        args.seeds = 3
-    if args.quick and not args.json_given:
-        args.json = str(RESULTS / "quality-quick.json")
-    if args.quick and not args.out_given:
-        args.out = str(RESULTS / "quality-quick.md")
     strategies = [s.strip() for s in args.evohpo_strategies.split(",") if s.strip()]
     methods = [f"evohpo:{s}" for s in strategies] + ["propulate", "optuna", "random"]
     if args.methods:
