@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from _common import quiet_propulator
+from tables.table import plain
 
 from .problems import Problem, make_problem, ordered
 
@@ -38,10 +39,10 @@ class Tracker:
         p = self.decode(params)
         value = float(self.loss(p))
         self.n += 1
-        self.seen.add(tuple(_plain(p[n]) for n in self.names))
+        self.seen.add(tuple(plain(p[n]) for n in self.names))
         if value < self.best:
             self.best, self.best_at = value, time.monotonic()
-            self.best_params = {n: _plain(p[n]) for n in self.names}
+            self.best_params = {n: plain(p[n]) for n in self.names}
         self.inside += time.perf_counter() - t0
         return value
 
@@ -58,12 +59,6 @@ def result_line(seed: int, parts: list[dict[str, Any]]) -> dict[str, Any]:
     inc = min(parts, key=lambda part: (part["best"], part["best_at"]))
     return {"seed": seed, "best": inc["best"], "best_params": inc["best_params"], "n": sum(x["n"] for x in parts),
             "distinct": len(seen), "wall": max(x["wall"] for x in parts), "inside": sum(x["inside"] for x in parts)}
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        v = v.item()
-    return v
 
 
 def _evohpo_space(problem: Problem) -> Any:
