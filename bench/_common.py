@@ -96,6 +96,15 @@ def versions(python: Path | None, packages: Sequence[str]) -> str:
     return ", ".join(" ".join(line.split()) for line in out.splitlines())
 
 
+def write_report(md: str, path: str | os.PathLike[str]) -> Path:
+    """Print the Markdown report ``md`` and write it to ``path`` (its folder made as needed)."""
+    print(md)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md)
+    return out
+
+
 # -- worker subprocesses -----------------------------------------------------------------------------------------
 
 def worker_env(pythonpath: str | os.PathLike[str] | None = None) -> dict[str, str]:

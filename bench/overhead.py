@@ -28,9 +28,7 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import (
+    ROOT,
+    evohpo_functions,
+    mpi_command,
+    quiet_propulator,
+    run_marked,
+    versions,
+    worker_env,
+    write_report,
+)
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 MARK = "@@OVERHEAD-RESULT "
 DIM = 5
 
@@ -60,11 +68,7 @@ def _sphere_loss(side: str):
     """The 5-D sphere ``loss(params)`` and its space, from ``evohpo.testing.functions`` on both sides: on the
     Propulate side the source tree is put on ``sys.path`` (evohpo is not installed there; the module and
     ``import evohpo`` need only numpy)."""
-    if side != "evohpo" and str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from evohpo.testing import functions
-
-    p = functions.get("sphere", DIM)
+    p = evohpo_functions(None if side == "evohpo" else ROOT).get("sphere", DIM)
     return p.loss, p.space
 
 
@@ -115,23 +119,9 @@ def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) 
 
 
 def _run_propulate(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) -> float:
-    import propulate
-    from propulate._globals import DUMP_TAG
     from propulate.utils import get_default_propagator
 
-    class Propulator(propulate.Propulator):
-        """Checkpoint writes off (unless --checkpoint): the dump token still travels, nothing is pickled."""
-
-        def _dump_checkpoint(self) -> None:
-            if args.checkpoint:
-                return super()._dump_checkpoint()
-            dest = (self.island_comm.rank + 1) % self.island_comm.size
-            self.island_comm.send(True, dest=dest, tag=DUMP_TAG)
-
-        def _dump_final_checkpoint(self) -> None:
-            if args.checkpoint:
-                super()._dump_final_checkpoint()
-
+    Propulator = quiet_propulator(bool(args.checkpoint))  # pickles off unless --checkpoint; the token travels
     rank = comm.rank
     rng = random.Random(args.seed + rank)  # as in Propulate's tutorials
     pop_size = 2 * comm.size
@@ -226,59 +216,36 @@ class Run:
 
 
 def launch(python: Path, side: str, ranks: int, generations: int, *, task: str = "zero", checkpoint: bool = False,
-           timeout: float, seed: int = 0, log: Any = None) -> Run:
-    """Run one worker job under mpiexec (the mpiexec next to ``python``); a timeout or failure becomes a reason."""
+           timeout: float, seed: int = 0, log: Any = None, tree: Path | None = None) -> Run:
+    """Run one worker job under mpiexec (the mpiexec next to ``python``); a timeout or failure becomes a reason.
+    ``side``: evohpo, baseline (both run evohpo, from the snapshot ``tree``) or propulate."""
     run = Run(side, ranks, generations, task, checkpoint)
-    mpiexec = python.parent / "mpiexec"
     tmp = tempfile.mkdtemp(prefix=f"overhead-{side}-") if checkpoint else None
-    cmd = [str(mpiexec), "-n", str(ranks), str(python), "-m", "mpi4py", str(Path(__file__).resolve()),
-           "--worker", side, "--task", task, "--generations", str(generations), "--seed", str(seed)]
+    args = ["--worker", "propulate" if side == "propulate" else "evohpo", "--task", task,
+            "--generations", str(generations), "--seed", str(seed)]
     if tmp:
-        cmd += ["--checkpoint", str(Path(tmp) / "ckpt")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("PYTHONPATH", None)
+        args += ["--checkpoint", str(Path(tmp) / "ckpt")]
     what = f"{side:9s} {ranks} x {generations:5d} {task}{' ckpt' if checkpoint else ''}"
     if log:
         print(f"  {what} ...", end="", file=log, flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        run.reason = f"timeout after {timeout:.0f} s"
-        out = err = ""
+    out = run_marked(mpi_command(python, ranks, Path(__file__).resolve(), *args), MARK, timeout=timeout, cwd=ROOT,
+                     env=worker_env(tree))
     run.elapsed = time.perf_counter() - t0
     if tmp:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    if run.reason is None:
-        lines = [ln for ln in out.splitlines() if ln.startswith(MARK)]
-        if proc.returncode == 0 and lines:
-            run.per_rank = json.loads(lines[-1][len(MARK):])["ranks"]
-        else:
-            tail = [ln.strip() for ln in (err or out).splitlines() if ln.strip()]
-            run.reason = f"failed (exit {proc.returncode}): {tail[-1][:160] if tail else 'no output'}"
+    if out.reason is not None:
+        run.reason = out.reason
+    elif out.returncode == 0 and out.records:
+        run.per_rank = out.records[-1]["ranks"]
+    else:
+        run.reason = out.failure()
     if log:
         print(f" {run.elapsed:6.1f} s  " + (f"{run.rate:9.1f} evals/s" if run.ok else run.reason), file=log,
               flush=True)
     return run
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """End the process group this script started for ``proc`` (mpiexec and its ranks)."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.communicate(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _fmt_rate(run: Run | None) -> str:
@@ -356,16 +323,6 @@ def plan(quick: bool) -> dict[str, Any]:
             "idle_evals": 100, "ckpt": (4, 2000)}
 
 
-def _versions(python: Path, modules: list[str]) -> str:
-    code = (f"import importlib.metadata as m\nfor n in {modules!r}:\n    try: print(n, m.version(n))\n"
-            "    except Exception: print(n, '?')")
-    try:
-        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return ", ".join(" ".join(line.split()) for line in out.splitlines())
-
-
 def driver(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     load_before = os.getloadavg()
@@ -377,7 +334,6 @@ def driver(args: argparse.Namespace) -> None:
     if args.no_propulate:
         peers_reason = "--no-propulate"
     else:
-        sys.path.insert(0, str(HERE))
         import _peers
 
         print(f"peers' venv: {args.peers_venv}", file=log, flush=True)
@@ -422,10 +378,7 @@ def driver(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - t_start
     md = report(args, cfg, settings, results, idle, (pairs, p_off, p_on), elapsed, load_before,
                 evo_py, peers_python)
-    print(md)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(md)
+    out = write_report(md, args.out)
     print(f"wrote {out} ({elapsed:.0f} s in all)", file=log)
 
 
@@ -437,8 +390,8 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
     lines += [f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}; load average before {load_before[0]:.2f}, "
               f"after {os.getloadavg()[0]:.2f}; whole run {elapsed:.0f} s.",
-              f"evohpo side: {_versions(evo_py, ['evohpo', 'mpi4py', 'mpich', 'numpy'])}.",
-              f"Propulate side: {_versions(peers_python, ['propulate', 'mpi4py', 'mpich', 'numpy'])}."
+              f"evohpo side: {versions(evo_py, ['evohpo', 'mpi4py', 'mpich', 'numpy'])}.",
+              f"Propulate side: {versions(peers_python, ['propulate', 'mpi4py', 'mpich', 'numpy'])}."
               if peers_python else "Propulate side: not available.",
               ""]
     if load_before[0] > (os.cpu_count() or 1):

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from _common import BENCH, snapshot_evohpo
+from _common import BENCH, snapshot_evohpo, write_report
 
 from . import driver
 from .methods import worker
@@ -30,9 +30,7 @@ def report_only(args: argparse.Namespace) -> None:
     tasks = [Task(k, int(b)) for k, _, b in (t.rpartition("@") for t in drv.meta["tasks"])]
     args.seeds, args.quick = drv.meta["seeds"], False
     minutes = drv.meta.get("minutes", 0.0)
-    md = report(drv, tasks, list(drv.meta["methods"]), 60 * minutes)
-    print(md)
-    Path(args.out).write_text(md)
+    write_report(report(drv, tasks, list(drv.meta["methods"]), 60 * minutes), args.out)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -43,11 +41,7 @@ def run(args: argparse.Namespace) -> None:
             version = snapshot_evohpo(Path(snap), args.evohpo_ref)
             os.environ[SNAPSHOT_ENV] = snap
             drv, tasks, methods, elapsed = driver.run(args, version)
-            md = report(drv, tasks, methods, elapsed)
-            print(md)
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(md)
+            out = write_report(report(drv, tasks, methods, elapsed), args.out)
             drv.say(f"wrote {out} and {args.json} ({elapsed / 60:.1f} min)")
     finally:
         lock.unlink(missing_ok=True)
