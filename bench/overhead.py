@@ -110,7 +110,7 @@ class Recorder:
 
 
 def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) -> float:
-    import evohpo
+    from evohpo import optimize  # before the clock: the name loads the optimizer on first use
 
     kwargs: dict[str, Any] = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     if args.task == "sleep":  # the same total, as a shared budget: fast workers take over from slow ones
@@ -119,7 +119,7 @@ def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) 
         kwargs["generations"] = args.generations
     comm.Barrier()
     t0 = rec.t0 = time.perf_counter()
-    evohpo.optimize(rec, space, seed=args.seed, progress_interval=1e9, **kwargs)
+    optimize(rec, space, seed=args.seed, progress_interval=1e9, **kwargs)
     return time.perf_counter() - t0
 
 
