@@ -2,13 +2,19 @@
 
     python bench/overhead.py            # full run (~8 min on 2 busy cores); writes bench/results/overhead.md
     python bench/overhead.py --quick    # a smaller run (~2 min)
+    python bench/overhead.py --quick --baseline 8e15be0 --no-propulate  # evohpo now vs commit 8e15be0
 
 Every measurement is one ``mpiexec -n R python -m mpi4py bench/overhead.py --worker ...`` subprocess (with a
-timeout: a hang is reported, never fatal). Propulate runs in a separate clean venv built by ``bench/_peers.py``
-(default ``bench/.peers-venv``), with its tutorial defaults: ``pop_size = 2 x ranks`` and
-``propulate.utils.get_default_propagator``; its checkpoint writes are switched off (a subclass keeps the
-dump-token messages, so its communication is unchanged, but skips the pickle writes; Propulate 1.2.2 has no
-switch for that).
+timeout: a hang is reported, never fatal). The evohpo side runs from a snapshot of ``evohpo/`` taken at start
+(first on the workers' ``PYTHONPATH``), so edits during a run do not mix versions. ``--baseline REF`` (a git
+commit) runs every evohpo measurement also from a read-only ``git archive`` of REF, right before or after the
+current one (alternating), and the report puts the baseline's columns and the current/baseline throughput ratio
+next to the current ones: for showing that a restructuring changed nothing.
+
+Propulate runs in a separate clean venv built by ``bench/_peers.py`` (default ``bench/.peers-venv``), with its
+tutorial defaults: ``pop_size = 2 x ranks`` and ``propulate.utils.get_default_propagator``; its checkpoint
+writes are switched off (a subclass keeps the dump-token messages, so its communication is unchanged, but skips
+the pickle writes; Propulate 1.2.2 has no switch for that).
 
 Measured, the same way on both sides, by wrapping the loss function (5-D sphere from
 ``evohpo.testing.functions``, imported from the source tree on the Propulate side):
