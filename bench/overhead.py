@@ -2,13 +2,19 @@
 
     python bench/overhead.py            # full run (~8 min on 2 busy cores); writes bench/results/overhead.md
     python bench/overhead.py --quick    # a smaller run (~2 min)
+    python bench/overhead.py --quick --baseline 8e15be0 --no-propulate  # evohpo now vs commit 8e15be0
 
 Every measurement is one ``mpiexec -n R python -m mpi4py bench/overhead.py --worker ...`` subprocess (with a
-timeout: a hang is reported, never fatal). Propulate runs in a separate clean venv built by ``bench/_peers.py``
-(default ``bench/.peers-venv``), with its tutorial defaults: ``pop_size = 2 x ranks`` and
-``propulate.utils.get_default_propagator``; its checkpoint writes are switched off (a subclass keeps the
-dump-token messages, so its communication is unchanged, but skips the pickle writes; Propulate 1.2.2 has no
-switch for that).
+timeout: a hang is reported, never fatal). The evohpo side runs from a snapshot of ``evohpo/`` taken at start
+(first on the workers' ``PYTHONPATH``), so edits during a run do not mix versions. ``--baseline REF`` (a git
+commit) runs every evohpo measurement also from a read-only ``git archive`` of REF, right before or after the
+current one (alternating), and the report puts the baseline's columns and the current/baseline throughput ratio
+next to the current ones: for showing that a restructuring changed nothing.
+
+Propulate runs in a separate clean venv built by ``bench/_peers.py`` (default ``bench/.peers-venv``), with its
+tutorial defaults: ``pop_size = 2 x ranks`` and ``propulate.utils.get_default_propagator``; its checkpoint
+writes are switched off (a subclass keeps the dump-token messages, so its communication is unchanged, but skips
+the pickle writes; Propulate 1.2.2 has no switch for that).
 
 Measured, the same way on both sides, by wrapping the loss function (5-D sphere from
 ``evohpo.testing.functions``, imported from the source tree on the Propulate side):
@@ -25,10 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,10 +42,23 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from _common import (
+    ROOT,
+    evohpo_functions,
+    git_dirty,
+    git_head,
+    mpi_command,
+    quiet_propulator,
+    run_marked,
+    snapshot_evohpo,
+    versions,
+    worker_env,
+    write_report,
+)
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 MARK = "@@OVERHEAD-RESULT "
 DIM = 5
 
@@ -60,11 +79,7 @@ def _sphere_loss(side: str):
     """The 5-D sphere ``loss(params)`` and its space, from ``evohpo.testing.functions`` on both sides: on the
     Propulate side the source tree is put on ``sys.path`` (evohpo is not installed there; the module and
     ``import evohpo`` need only numpy)."""
-    if side != "evohpo" and str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from evohpo.testing import functions
-
-    p = functions.get("sphere", DIM)
+    p = evohpo_functions(None if side == "evohpo" else ROOT).get("sphere", DIM)
     return p.loss, p.space
 
 
@@ -101,7 +116,7 @@ class Recorder:
 
 
 def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) -> float:
-    import evohpo
+    from evohpo import optimize  # before the clock: the name loads the optimizer on first use
 
     kwargs: dict[str, Any] = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     if args.task == "sleep":  # the same total, as a shared budget: fast workers take over from slow ones
@@ -110,28 +125,14 @@ def _run_evohpo(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) 
         kwargs["generations"] = args.generations
     comm.Barrier()
     t0 = rec.t0 = time.perf_counter()
-    evohpo.optimize(rec, space, seed=args.seed, progress_interval=1e9, **kwargs)
+    optimize(rec, space, seed=args.seed, progress_interval=1e9, **kwargs)
     return time.perf_counter() - t0
 
 
 def _run_propulate(args: argparse.Namespace, rec: Recorder, space: Any, comm: Any) -> float:
-    import propulate
-    from propulate._globals import DUMP_TAG
     from propulate.utils import get_default_propagator
 
-    class Propulator(propulate.Propulator):
-        """Checkpoint writes off (unless --checkpoint): the dump token still travels, nothing is pickled."""
-
-        def _dump_checkpoint(self) -> None:
-            if args.checkpoint:
-                return super()._dump_checkpoint()
-            dest = (self.island_comm.rank + 1) % self.island_comm.size
-            self.island_comm.send(True, dest=dest, tag=DUMP_TAG)
-
-        def _dump_final_checkpoint(self) -> None:
-            if args.checkpoint:
-                super()._dump_final_checkpoint()
-
+    Propulator = quiet_propulator(bool(args.checkpoint))  # pickles off unless --checkpoint; the token travels
     rank = comm.rank
     rng = random.Random(args.seed + rank)  # as in Propulate's tutorials
     pop_size = 2 * comm.size
@@ -226,59 +227,36 @@ class Run:
 
 
 def launch(python: Path, side: str, ranks: int, generations: int, *, task: str = "zero", checkpoint: bool = False,
-           timeout: float, seed: int = 0, log: Any = None) -> Run:
-    """Run one worker job under mpiexec (the mpiexec next to ``python``); a timeout or failure becomes a reason."""
+           timeout: float, seed: int = 0, log: Any = None, tree: Path | None = None) -> Run:
+    """Run one worker job under mpiexec (the mpiexec next to ``python``); a timeout or failure becomes a reason.
+    ``side``: evohpo, baseline (both run evohpo, from the snapshot ``tree``) or propulate."""
     run = Run(side, ranks, generations, task, checkpoint)
-    mpiexec = python.parent / "mpiexec"
     tmp = tempfile.mkdtemp(prefix=f"overhead-{side}-") if checkpoint else None
-    cmd = [str(mpiexec), "-n", str(ranks), str(python), "-m", "mpi4py", str(Path(__file__).resolve()),
-           "--worker", side, "--task", task, "--generations", str(generations), "--seed", str(seed)]
+    args = ["--worker", "propulate" if side == "propulate" else "evohpo", "--task", task,
+            "--generations", str(generations), "--seed", str(seed)]
     if tmp:
-        cmd += ["--checkpoint", str(Path(tmp) / "ckpt")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("PYTHONPATH", None)
+        args += ["--checkpoint", str(Path(tmp) / "ckpt")]
     what = f"{side:9s} {ranks} x {generations:5d} {task}{' ckpt' if checkpoint else ''}"
     if log:
         print(f"  {what} ...", end="", file=log, flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        run.reason = f"timeout after {timeout:.0f} s"
-        out = err = ""
+    out = run_marked(mpi_command(python, ranks, Path(__file__).resolve(), *args), MARK, timeout=timeout, cwd=ROOT,
+                     env=worker_env(tree))
     run.elapsed = time.perf_counter() - t0
     if tmp:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    if run.reason is None:
-        lines = [ln for ln in out.splitlines() if ln.startswith(MARK)]
-        if proc.returncode == 0 and lines:
-            run.per_rank = json.loads(lines[-1][len(MARK):])["ranks"]
-        else:
-            tail = [ln.strip() for ln in (err or out).splitlines() if ln.strip()]
-            run.reason = f"failed (exit {proc.returncode}): {tail[-1][:160] if tail else 'no output'}"
+    if out.reason is not None:
+        run.reason = out.reason
+    elif out.returncode == 0 and out.records:
+        run.per_rank = out.records[-1]["ranks"]
+    else:
+        run.reason = out.failure()
     if log:
         print(f" {run.elapsed:6.1f} s  " + (f"{run.rate:9.1f} evals/s" if run.ok else run.reason), file=log,
               flush=True)
     return run
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """End the process group this script started for ``proc`` (mpiexec and its ranks)."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.communicate(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _fmt_rate(run: Run | None) -> str:
@@ -356,17 +334,68 @@ def plan(quick: bool) -> dict[str, Any]:
             "idle_evals": 100, "ckpt": (4, 2000)}
 
 
-def _versions(python: Path, modules: list[str]) -> str:
-    code = (f"import importlib.metadata as m\nfor n in {modules!r}:\n    try: print(n, m.version(n))\n"
-            "    except Exception: print(n, '?')")
+@dataclass
+class Sources:
+    """A snapshot of ``evohpo/`` that evohpo-side workers run from (first on their ``PYTHONPATH``)."""
+
+    name: str  # how the report names it
+    tree: Path
+    sha: str  # content hash of its Python files
+
+
+class Row(NamedTuple):
+    """One setting's runs: evohpo (the current sources), Propulate, and the baseline's evohpo (with --baseline)."""
+
+    evo: Run
+    pro: Run | None
+    base: Run | None = None
+
+
+class Evohpo:
+    """evohpo runs from the current sources and, with a baseline, from the baseline's too, one side's runs right
+    after the other's; which side goes first alternates from call to call, so drifting load hits both alike."""
+
+    def __init__(self, python: Path, current: Sources, baseline: Sources | None, timeout: float, log: Any) -> None:
+        self.python, self.timeout, self.log = python, timeout, log
+        self.sides = [("evohpo", current)] + ([("baseline", baseline)] if baseline else [])
+        self.calls = 0
+
+    def runs(self, ranks: int, generations: int, *variants: dict[str, Any]) -> dict[str, list[Run]]:
+        """Per side, one run per ``variants`` entry (``launch`` keywords; none: one plain run), back to back."""
+        sides = self.sides[::-1] if self.calls % 2 else self.sides
+        self.calls += 1
+        return {side: [launch(self.python, side, ranks, generations, tree=src.tree, timeout=self.timeout,
+                              log=self.log, **kw) for kw in (variants or ({},))] for side, src in sides}
+
+    def run(self, ranks: int, generations: int, **kw: Any) -> tuple[Run, Run | None]:
+        """The current run and the baseline's (None without a baseline)."""
+        out = self.runs(ranks, generations, kw)
+        return out["evohpo"][0], out["baseline"][0] if "baseline" in out else None
+
+
+def _sources(dest: Path, ref: str | None) -> Sources:
+    """Snapshot the working tree (``ref`` None) or commit ``ref`` into ``dest``."""
     try:
-        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return ", ".join(" ".join(line.split()) for line in out.splitlines())
+        sha = snapshot_evohpo(dest, ref)
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"--baseline {ref}: git archive failed: {e.stderr.decode(errors='replace').strip()}") from None
+    if ref is None:
+        name = f"working tree at HEAD {git_head()}" + (" with uncommitted changes" if git_dirty() else "")
+    else:
+        commit = git_head(ref)
+        name = ref if commit.startswith(ref) or ref.startswith(commit) else f"{ref} ({commit})"
+    return Sources(name, dest, sha)
 
 
 def driver(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="overhead-evohpo-") as tmp:
+        current = _sources(Path(tmp) / "current", None)
+        baseline = _sources(Path(tmp) / "baseline", args.baseline) if args.baseline else None
+        measure(args, current, baseline)
+
+
+def measure(args: argparse.Namespace, current: Sources, baseline: Sources | None) -> None:
+    """Run every measurement, then print and write the report."""
     t_start = time.perf_counter()
     load_before = os.getloadavg()
     cfg = plan(args.quick)
@@ -377,7 +406,6 @@ def driver(args: argparse.Namespace) -> None:
     if args.no_propulate:
         peers_reason = "--no-propulate"
     else:
-        sys.path.insert(0, str(HERE))
         import _peers
 
         print(f"peers' venv: {args.peers_venv}", file=log, flush=True)
@@ -386,6 +414,7 @@ def driver(args: argparse.Namespace) -> None:
         except Exception as e:  # no PyPI, pip failure: report, keep the evohpo side
             peers_reason = f"peers' venv failed: {type(e).__name__}: {e}"[:200]
     prop = Propulate(peers_python, peers_reason, args.propulate_cap, args.timeout, log)
+    evo = Evohpo(evo_py, current, baseline, args.timeout, log)
 
     # Zero-cost throughput: one table per evaluations-per-worker setting.
     settings: dict[int, list[int]] = {g: list(cfg["ranks"]) for g in cfg["generations"]}
@@ -394,53 +423,86 @@ def driver(args: argparse.Namespace) -> None:
         if r not in settings[g]:
             settings[g].append(r)
     order = sorted((r * g, r, g) for g, rs in settings.items() for r in rs)
-    results: dict[tuple[int, int], tuple[Run, Run]] = {}
+    results: dict[tuple[int, int], Row] = {}
     print("zero-cost throughput:", file=log, flush=True)
     for _, r, g in order:  # increasing total, so Propulate's time estimates come from the biggest run so far
-        evo = launch(evo_py, "evohpo", r, g, timeout=args.timeout, log=log)
-        results[(r, g)] = (evo, prop.run(r, g))
+        cur, base = evo.run(r, g)
+        results[(r, g)] = Row(cur, prop.run(r, g), base)
 
     print("idle fraction, 10-100 ms evaluations:", file=log, flush=True)
-    idle: dict[int, tuple[Run, Run]] = {}
+    idle: dict[int, Row] = {}
     for r in cfg["idle_ranks"]:
         n = cfg["idle_evals"]
-        idle[r] = (launch(evo_py, "evohpo", r, n, task="sleep", timeout=args.timeout, log=log),
-                   prop.run(r, n, task="sleep"))
+        cur, base = evo.run(r, n, task="sleep")
+        idle[r] = Row(cur, prop.run(r, n, task="sleep"), base)
 
     print("checkpoint on vs off:", file=log, flush=True)
     cr, cg = cfg["ckpt"]
-    pairs = []  # off then on, several times: the machine's load drifts between runs
+    pairs: dict[str, list[tuple[Run, Run]]] = {}  # off then on, several times: the load drifts between runs
     for _ in range(CKPT_PAIRS):
-        ck_off = launch(evo_py, "evohpo", cr, cg, timeout=args.timeout, log=log)
-        ck_on = launch(evo_py, "evohpo", cr, cg, checkpoint=True, timeout=args.timeout, log=log)
-        if not ck_on.ok:
-            ck_on.reason = f"n/a ({ck_on.reason})"
-        pairs.append((ck_off, ck_on))
-    p_off = results.get((cr, cg), (None, None))[1]
+        for side, (ck_off, ck_on) in evo.runs(cr, cg, {}, {"checkpoint": True}).items():
+            if not ck_on.ok:
+                ck_on.reason = f"n/a ({ck_on.reason})"
+            pairs.setdefault(side, []).append((ck_off, ck_on))
+    p_off = results[(cr, cg)].pro if (cr, cg) in results else None
     p_on = prop.run(cr, cg, checkpoint=True) if args.propulate_checkpoint else None
 
     elapsed = time.perf_counter() - t_start
-    md = report(args, cfg, settings, results, idle, (pairs, p_off, p_on), elapsed, load_before,
-                evo_py, peers_python)
-    print(md)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(md)
+    md = report(args, cfg, settings, results, idle, Checkpoint(pairs["evohpo"], p_off, p_on, pairs.get("baseline")),
+                elapsed, load_before, evo_py, peers_python, current, baseline)
+    out = write_report(md, args.out)
     print(f"wrote {out} ({elapsed:.0f} s in all)", file=log)
 
 
+@dataclass
+class Checkpoint:
+    """The checkpoint off/on runs: evohpo's pairs, Propulate's off and on runs, the baseline's pairs."""
+
+    pairs: list[tuple[Run, Run]]
+    p_off: Run | None
+    p_on: Run | None
+    base_pairs: list[tuple[Run, Run]] | None = None
+
+
+def median_pair(pairs: list[tuple[Run, Run]]) -> tuple[Run, Run, float | None, list[float]]:
+    """The off/on pair with the median slowdown (off rate / on rate - 1), that slowdown and all measured ones."""
+    measured = sorted((off.rate / on.rate - 1, k) for k, (off, on) in enumerate(pairs) if off.ok and on.ok)
+    if not measured:
+        return *pairs[0], None, []
+    slow, k = measured[len(measured) // 2]
+    return *pairs[k], slow, [x for x, _ in measured]
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 0) -> list[str]:
+    """A Markdown table, its first ``left`` columns left-aligned, the others right-aligned."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * left + "---:|" * (len(header) - left),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def _speed(a: Run | None, b: Run | None, digits: int = 1) -> str:
+    return f"{a.rate / b.rate:.{digits}f}x" if a is not None and b is not None and a.ok and b.ok else "-"
+
+
 def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, list[int]],
-           results: dict[tuple[int, int], tuple[Run, Run]], idle: dict[int, tuple[Run, Run]],
-           ckpt: tuple[Run, Run, Run | None, Run | None], elapsed: float, load_before: tuple[float, ...],
-           evo_py: Path, peers_python: Path | None) -> str:
+           results: dict[tuple[int, int], Row], idle: dict[int, Row], ckpt: Checkpoint, elapsed: float,
+           load_before: tuple[float, ...], evo_py: Path, peers_python: Path | None, current: Sources,
+           baseline: Sources | None = None) -> str:
+    """The Markdown report; with a baseline, its columns next to the current evohpo's."""
+    b = baseline is not None
     lines = [f"# Optimizer overhead: evohpo vs Propulate{' (--quick)' if args.quick else ''}", ""]
     lines += [f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}; load average before {load_before[0]:.2f}, "
               f"after {os.getloadavg()[0]:.2f}; whole run {elapsed:.0f} s.",
-              f"evohpo side: {_versions(evo_py, ['evohpo', 'mpi4py', 'mpich', 'numpy'])}.",
-              f"Propulate side: {_versions(peers_python, ['propulate', 'mpi4py', 'mpich', 'numpy'])}."
+              f"evohpo side: {current.name}, sources sha256 {current.sha} "
+              f"({versions(evo_py, ['evohpo', 'mpi4py', 'mpich', 'numpy'])}).",
+              f"Propulate side: {versions(peers_python, ['propulate', 'mpi4py', 'mpich', 'numpy'])}."
               if peers_python else "Propulate side: not available.",
               ""]
+    if b:
+        lines[-1:-1] = [f"Baseline: evohpo at {baseline.name}, sources sha256 {baseline.sha}, from a read-only "
+                        "`git archive` (same venv, same worker); every evohpo measurement ran on both, one right "
+                        "after the other (which went first alternating); current/baseline = the ratio of their "
+                        "evals/s."]
     if load_before[0] > (os.cpu_count() or 1):
         lines += [f"**The machine was busy** (load average {load_before[0]:.1f} on {os.cpu_count()} cores before "
                   "the run): absolute rates are noisy; the two sides of a row ran back to back, so their ratio is "
@@ -453,50 +515,56 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
               "after the slash the same with median gaps, which a rare long pause (another process, or CPython's "
               "full garbage collection, whose cost grows with the archive) does not move.",
               ""]
+    ratio_head = "last/first 10% (mean / median)"
     for g in sorted(settings):
-        lines += [f"## {g:,} evaluations per worker", "",
-                  "| ranks | evals/worker | evohpo evals/s | Propulate evals/s | speedup "
-                  "| evohpo last/first 10% (mean / median) | Propulate last/first 10% (mean / median) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        header = ["ranks", "evals/worker", "evohpo evals/s", *(["baseline evals/s", "current/baseline"] if b else []),
+                  "Propulate evals/s", "speedup", f"evohpo {ratio_head}", *([f"baseline {ratio_head}"] if b else []),
+                  f"Propulate {ratio_head}"]
+        rows = []
         for r in sorted(settings[g]):
-            evo, pro = results[(r, g)]
-            speed = f"{evo.rate / pro.rate:.1f}x" if evo.ok and pro.ok else "-"
-            lines.append(f"| {r} | {g:,} | {_fmt_rate(evo)} | {_fmt_rate(pro)} | {speed} | {_fmt_ratio(evo)} "
-                         f"| {_fmt_ratio(pro)} |")
-        lines.append("")
+            x = results[(r, g)]
+            rows.append([str(r), f"{g:,}", _fmt_rate(x.evo),
+                         *([_fmt_rate(x.base), _speed(x.evo, x.base, 2)] if b else []), _fmt_rate(x.pro),
+                         _speed(x.evo, x.pro), _fmt_ratio(x.evo), *([_fmt_ratio(x.base)] if b else []),
+                         _fmt_ratio(x.pro)])
+        lines += [f"## {g:,} evaluations per worker", "", *_table(header, rows), ""]
 
     n = cfg["idle_evals"]
+    header = ["ranks", "evals/worker", "evohpo idle", *(["baseline idle"] if b else []), "Propulate idle",
+              "evohpo wall s", *(["baseline wall s"] if b else []), "Propulate wall s"]
+    rows = [[str(r), str(n), _fmt_idle(x.evo), *([_fmt_idle(x.base)] if b else []), _fmt_idle(x.pro),
+             _fmt_wall(x.evo), *([_fmt_wall(x.base)] if b else []), _fmt_wall(x.pro)] for r, x in sorted(idle.items())]
     lines += [f"## Idle fraction, random 10-100 ms evaluations ({n} per worker)", "",
               "1 - time inside the loss summed over ranks / (ranks x longest wall time of the optimize call); "
               "the same seeded sleep times on both sides. The same total budget: evohpo as "
               "`max_evaluations = ranks x evals/worker` (shared: a worker that runs out asks its peers for "
               "unstarted evaluations), Propulate as `generations` per worker (it has no total budget).", "",
-              "| ranks | evals/worker | evohpo idle | Propulate idle | evohpo wall s | Propulate wall s |",
-              "|---:|---:|---:|---:|---:|---:|"]
-    for r, (evo, pro) in sorted(idle.items()):
-        lines.append(f"| {r} | {n} | {_fmt_idle(evo)} | {_fmt_idle(pro)} | {_fmt_wall(evo)} | {_fmt_wall(pro)} |")
-    lines += ["", "(a + b): a = idle between a rank's evaluations (the optimizer's own work), b = idle after its "
+              *_table(header, rows),
+              "", "(a + b): a = idle between a rank's evaluations (the optimizer's own work), b = idle after its "
               "last evaluation (waiting for the slowest rank, and shutdown).",
               ""]
 
-    pairs, p_off, p_on = ckpt
-    measured = sorted((off.rate / on.rate - 1, k) for k, (off, on) in enumerate(pairs) if off.ok and on.ok)
-    ck_off, ck_on = pairs[measured[len(measured) // 2][1]] if measured else pairs[0]
-    slow = measured[len(measured) // 2][0] if measured else None
+    ck_off, ck_on, slow, measured = median_pair(ckpt.pairs)
+    if b:
+        bk_off, bk_on, b_slow, b_measured = median_pair(ckpt.base_pairs)
+    header = ["ranks x evals/worker", "evohpo off evals/s", "evohpo on evals/s", "evohpo slowdown",
+              *(["baseline off evals/s", "baseline on evals/s", "baseline slowdown"] if b else []),
+              "Propulate off evals/s", "Propulate on evals/s"]
+    row = [f"{ck_off.ranks} x {ck_off.generations:,}", _fmt_rate(ck_off), _fmt_rate(ck_on),
+           _fmt_pct(slow) if slow is not None else "n/a",
+           *([_fmt_rate(bk_off), _fmt_rate(bk_on), _fmt_pct(b_slow) if b_slow is not None else "n/a"] if b else []),
+           _fmt_rate(ckpt.p_off), _fmt_rate(ckpt.p_on)]
     lines += ["## Checkpoint on vs off, zero-cost objective", "",
               f"evohpo: `optimize(..., checkpoint=<fresh tmp dir>)` (per-rank append-only journals) vs no "
-              f"checkpoint, run back to back, {len(pairs)} times; the table shows the pair with the median "
-              "slowdown (all pairs: " + (", ".join(_fmt_pct(x) for x, _ in measured) or "none measured") + "). "
-              "Propulate: its pickle of the whole population, rewritten by the "
+              f"checkpoint, run back to back, {len(ckpt.pairs)} times; the table shows the pair with the median "
+              "slowdown (all pairs: " + (", ".join(_fmt_pct(x) for x in measured) or "none measured")
+              + ("; baseline: " + (", ".join(_fmt_pct(x) for x in b_measured) or "none measured") if b else "")
+              + "). Propulate: its pickle of the whole population, rewritten by the "
               "worker holding the dump token every generation, vs writes off.", "",
-              "| ranks x evals/worker | evohpo off evals/s | evohpo on evals/s | evohpo slowdown "
-              "| Propulate off evals/s | Propulate on evals/s |",
-              "|---|---:|---:|---:|---:|---:|",
-              f"| {ck_off.ranks} x {ck_off.generations:,} | {_fmt_rate(ck_off)} | {_fmt_rate(ck_on)} "
-              f"| {_fmt_pct(slow) if slow is not None else 'n/a'} | {_fmt_rate(p_off)} | {_fmt_rate(p_on)} |", ""]
+              *_table(header, [row], left=1), ""]
 
     lines += ["## Goals", ""]
-    evo_runs = [(k, e) for k, (e, _) in sorted(results.items()) if e.ok]
+    evo_runs = [(k, x.evo) for k, x in sorted(results.items()) if x.evo.ok]
     if evo_runs:
         worst_k, worst = max(evo_runs, key=lambda kv: kv[1].ratio)
         bad = [f"{r} x {g:,}" for (r, g), e in evo_runs if e.ratio > GOAL_RATIO]
@@ -505,18 +573,18 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
                      f"{worst_k[0]} x {worst_k[1]:,}" + (f"; over the goal at {', '.join(bad)}" if bad else "")
                      + f"; with median gaps at most {med:.2f})")
     cmp_r, cmp_g = cfg["extra"][0]
-    evo, pro = results.get((cmp_r, cmp_g), (None, None))
-    if evo is not None and evo.ok and pro is not None and pro.ok:
-        sp = evo.rate / pro.rate
+    x = results.get((cmp_r, cmp_g))
+    if x is not None and x.evo.ok and x.pro is not None and x.pro.ok:
+        sp = x.evo.rate / x.pro.rate
         lines.append(f"- >= {GOAL_SPEEDUP:.0f}x Propulate's throughput at {cmp_r} ranks x {cmp_g:,}: "
-                     f"{_mark(sp >= GOAL_SPEEDUP)} ({sp:.1f}x: {evo.rate:,.0f} vs {pro.rate:,.0f} evals/s)")
+                     f"{_mark(sp >= GOAL_SPEEDUP)} ({sp:.1f}x: {x.evo.rate:,.0f} vs {x.pro.rate:,.0f} evals/s)")
     else:
         lines.append(f"- >= {GOAL_SPEEDUP:.0f}x Propulate's throughput at {cmp_r} x {cmp_g:,}: not measured")
-    idles = [(r, e.idle) for r, (e, _) in sorted(idle.items()) if e.ok]
+    idles = [(r, x.evo.idle) for r, x in sorted(idle.items()) if x.evo.ok]
     if idles:
-        worst_idle = max(x for _, x in idles)
+        worst_idle = max(v for _, v in idles)
         lines.append(f"- idle <= {_fmt_pct(GOAL_IDLE)} with 10-100 ms evaluations: {_mark(worst_idle <= GOAL_IDLE)} "
-                     f"({', '.join(f'{r} ranks {_fmt_pct(x)}' for r, x in idles)})")
+                     f"({', '.join(f'{r} ranks {_fmt_pct(v)}' for r, v in idles)})")
     if slow is not None:
         lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: {_mark(slow <= GOAL_CKPT)} "
                      f"({_fmt_pct(slow)})")
@@ -524,21 +592,49 @@ def report(args: argparse.Namespace, cfg: dict[str, Any], settings: dict[int, li
         lines.append(f"- checkpoint on <= {_fmt_pct(GOAL_CKPT)} slower: not measured: {ck_on.reason or ck_off.reason}")
     lines.append("")
 
+    if b:
+        lines += ["## Current vs baseline", "", *_versus(results, idle, slow, b_slow), ""]
+
     lines += ["## Runs", "", "Per run: longest per-rank wall time of the optimize call, subprocess time (startup "
-              "included), mean gap between loss calls in the first and last 10% (worst rank).", "",
-              "| side | ranks x evals/worker | task | evaluations | wall s | subprocess s | first 10% ms "
-              "| last 10% ms |", "|---|---|---|---:|---:|---:|---:|---:|"]
-    every = [x for pair in results.values() for x in pair] + [x for pair in idle.values() for x in pair]
-    every += [x for pair in pairs for x in pair] + ([p_on] if p_on is not None else [])
+              "included), mean gap between loss calls in the first and last 10% (worst rank).", ""]
+    every = [x for row in results.values() for x in row] + [x for row in idle.values() for x in row]
+    every += [x for pair in ckpt.pairs + (ckpt.base_pairs or []) for x in pair] + [ckpt.p_on]
+    rows = []
     for x in every:
-        if not x.ok:
+        if x is None or not x.ok:
             continue
         worst = max(x.per_rank, key=lambda s: s["ratio"])
         task = x.task + (" + checkpoint" if x.checkpoint else "")
-        lines.append(f"| {x.side} | {x.ranks} x {x.generations:,} | {task} | {x.evaluations:,} | {x.wall:.2f} "
-                     f"| {x.elapsed:.1f} | {1e3 * worst['first']:.3f} | {1e3 * worst['last']:.3f} |")
+        rows.append([x.side, f"{x.ranks} x {x.generations:,}", task, f"{x.evaluations:,}", f"{x.wall:.2f}",
+                     f"{x.elapsed:.1f}", f"{1e3 * worst['first']:.3f}", f"{1e3 * worst['last']:.3f}"])
+    lines += _table(["side", "ranks x evals/worker", "task", "evaluations", "wall s", "subprocess s", "first 10% ms",
+                     "last 10% ms"], rows, left=2)
     lines.append("")
     return "\n".join(lines)
+
+
+def _versus(results: dict[tuple[int, int], Row], idle: dict[int, Row], slow: float | None,
+            b_slow: float | None) -> list[str]:
+    """Summary lines of the current evohpo against the baseline."""
+    ratios = [x.evo.rate / x.base.rate for x in results.values() if x.evo.ok and x.base is not None and x.base.ok]
+    out = []
+    if ratios:
+        geo = math.exp(statistics.fmean(math.log(q) for q in ratios))
+        out.append(f"- zero-cost throughput, current / baseline: geometric mean {geo:.2f}x over {len(ratios)} "
+                   f"settings (from {min(ratios):.2f}x to {max(ratios):.2f}x)")
+    for label, pick in (("current", lambda x: x.evo), ("baseline", lambda x: x.base)):
+        runs = [pick(x) for x in results.values() if pick(x) is not None and pick(x).ok]
+        if runs:
+            out.append(f"- {label} last/first 10%: worst {max(r.ratio for r in runs):.2f} (mean gaps), "
+                       f"{max(r.ratio_median for r in runs):.2f} (median gaps)")
+    for label, pick in (("current", lambda x: x.evo), ("baseline", lambda x: x.base)):
+        parts = [f"{r} ranks {_fmt_pct(pick(x).idle)}" for r, x in sorted(idle.items())
+                 if pick(x) is not None and pick(x).ok]
+        if parts:
+            out.append(f"- {label} idle with 10-100 ms evaluations: {', '.join(parts)}")
+    out.append(f"- checkpoint slowdown: current {_fmt_pct(slow) if slow is not None else 'n/a'}, baseline "
+               f"{_fmt_pct(b_slow) if b_slow is not None else 'n/a'}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -548,6 +644,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mpiexec run")
     parser.add_argument("--peers-venv", default=str(HERE / ".peers-venv"))
     parser.add_argument("--no-propulate", action="store_true", help="evohpo side only")
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="also run evohpo from git commit REF (read-only git archive), interleaved with the "
+                        "current runs; the report shows both")
     parser.add_argument("--propulate-cap", type=int, default=16_000,
                         help="skip Propulate runs over this many evaluations in total (too slow)")
     parser.add_argument("--no-propulate-checkpoint", dest="propulate_checkpoint", action="store_false",

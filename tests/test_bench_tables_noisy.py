@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 sys.path.insert(0, str(ROOT / "bench"))
-import quality  # noqa: E402  (bench/quality.py)
+from qualitybench import methods, problems  # noqa: E402  (bench/quality.py's package)
+from qualitybench import tasks as quality_tasks  # noqa: E402
+from tables import table  # noqa: E402  (the module the quality bench itself uses)
 
-table = quality.table_module()  # the module quality.py itself uses
 NAMES = table.names()
 
 
@@ -96,7 +97,7 @@ TINY = {"name": "tiny", "seeds": 3, "space": {"a": [0, 1, 2]}, "rows": [
 def tiny(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY))
-    single, mean = quality.make_problem(f"table1:{path}"), quality.make_problem(f"table:{path}")
+    single, mean = problems.make_problem(f"table1:{path}"), problems.make_problem(f"table:{path}")
     assert single.single_run and not mean.single_run
     # a benchmark seed at which a=0 and a=2 both show their lucky 0.0
     seed = next(s for s in range(1000) if single.table.seed_index({"a": 0}, s) != 2
@@ -105,7 +106,7 @@ def tiny(tmp_path):
 
 
 def _run(problem, seed, order):
-    tracker = quality.Tracker(problem.loss_at(seed), lambda p: p, problem.space)
+    tracker = methods.Tracker(problem.loss_at(seed), lambda p: p, problem.space)
     for a in order:
         tracker({"a": a})
     return tracker
@@ -114,13 +115,13 @@ def _run(problem, seed, order):
 def test_incumbent_is_lowest_observed_first_on_ties_scored_by_mean(tiny):
     single, mean, seed = tiny
     for order, inc in (([2, 0, 1], 2), ([0, 2, 1], 0), ([1, 2, 0], 2)):
-        rec = quality.result_line(seed, [_run(single, seed, order).stats(0.0)])
+        rec = methods.result_line(seed, [_run(single, seed, order).stats(0.0)])
         assert rec["best"] == 0.0 and rec["best_params"] == {"a": inc}
         score = single.score(rec)
         assert score["incumbent_mean"] == TINY["rows"][inc]["mean"]
         assert score["regret"] == pytest.approx(TINY["rows"][inc]["mean"] - 0.1)
         assert score["regret"] > 0  # the noise-free table would give 0: a=1 was evaluated
-        mrec = quality.result_line(seed, [_run(mean, seed, order).stats(0.0)])
+        mrec = methods.result_line(seed, [_run(mean, seed, order).stats(0.0)])
         assert mrec["best_params"] == {"a": 1} and mean.score(mrec) == {"regret": 0.0}
 
 
@@ -129,18 +130,18 @@ def test_incumbent_across_ranks_is_the_earliest_of_equal_values(tiny):
     first = _run(single, seed, [1, 0])  # evaluates a=0 before the other rank evaluates a=2
     second = _run(single, seed, [2])
     for parts in ([first.stats(1.0), second.stats(2.0)], [second.stats(2.0), first.stats(1.0)]):
-        rec = quality.result_line(seed, parts)
+        rec = methods.result_line(seed, parts)
         assert rec["best_params"] == {"a": 0} and rec["n"] == 3 and rec["distinct"] == 3 and rec["wall"] == 2.0
         assert single.score(rec)["regret"] == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_random_search_single_run_regret_is_incumbent_mean(name):
-    problem = quality.make_problem(f"table1:{name}")
+    problem = problems.make_problem(f"table1:{name}")
     t = problem.table
     regrets = []
     for seed in range(5):
-        rec = quality.random_search(problem, 100, seed)
+        rec = methods.random_search(problem, 100, seed)
         assert rec["best"] == t.single_run(rec["best_params"], seed)  # the observed value of the incumbent
         score = problem.score(rec)
         assert score["incumbent_mean"] == t.lookup(rec["best_params"])
@@ -151,14 +152,14 @@ def test_random_search_single_run_regret_is_incumbent_mean(name):
 
 
 def test_tasks_and_labels():
-    tasks = quality.default_tasks(False)
+    tasks = quality_tasks.default_tasks(False)
     mean = [(t.key.split(":", 1)[1], t.budget) for t in tasks if t.key.startswith("table:")]
     single = [(t.key.split(":", 1)[1], t.budget) for t in tasks if t.key.startswith("table1:")]
     assert mean and sorted(mean) == sorted(single)
-    assert {b for _, b in mean} == set(quality.TABLE_BUDGETS)
+    assert {b for _, b in mean} == set(quality_tasks.TABLE_BUDGETS)
     first_single = next(i for i, t in enumerate(tasks) if t.key.startswith("table1:"))
     assert all(not t.key.startswith("table1:") for t in tasks[:first_single])  # the old rows stay first, in order
-    assert quality.Task("table1:cnn_digits", 100).label == "cnn_digits (single run)"
-    assert quality.Task("table:cnn_digits", 100).label == "cnn_digits"
-    assert [t.id for t in quality.select_tasks("table1:cnn_digits@100", False)] == ["table1:cnn_digits@100"]
-    assert {t.key for t in quality.select_tasks("tables", False)} == {t.key for t in tasks if ":" in t.key}
+    assert quality_tasks.Task("table1:cnn_digits", 100).label == "cnn_digits (single run)"
+    assert quality_tasks.Task("table:cnn_digits", 100).label == "cnn_digits"
+    assert [t.id for t in quality_tasks.select_tasks("table1:cnn_digits@100", False)] == ["table1:cnn_digits@100"]
+    assert {t.key for t in quality_tasks.select_tasks("tables", False)} == {t.key for t in tasks if ":" in t.key}

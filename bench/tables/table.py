@@ -34,7 +34,7 @@ def names() -> list[str]:
     return out
 
 
-def _norm(v: Any) -> Any:
+def plain(v: Any) -> Any:
     """numpy scalars -> Python; integral floats stay as given (1 == 1.0 hashes equally anyway)."""
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         v = v.item()
@@ -75,7 +75,7 @@ class Table:
         self.best_params: dict[str, Any] = next(dict(r["params"]) for r in self.rows if float(r["mean"]) == self.best)
 
     def _key(self, params: Mapping[str, Any]) -> tuple:
-        return tuple(_norm(params[n]) for n in self._names)
+        return tuple(plain(params[n]) for n in self._names)
 
     @property
     def size(self) -> int:
@@ -97,7 +97,7 @@ class Table:
             raise KeyError(f"{self.name}: params {dict(params)} lack {missing} (table parameters: {self._names})")
         k = self._key(params)
         if k not in self._mean:
-            off = {n: params[n] for n in self._names if _norm(params[n]) not in self.levels[n]}
+            off = {n: params[n] for n in self._names if plain(params[n]) not in self.levels[n]}
             raise KeyError(f"{self.name}: params {dict(params)} not in the table (off-grid values: {off})")
         return k
 
