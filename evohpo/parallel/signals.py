@@ -17,6 +17,9 @@ class StopSignals:
     """SIGTERM/SIGUSR1 stop new evaluations; a running one gets ``grace`` seconds, then is interrupted.
 
     A context manager, entered as early as possible so that a signal during start-up is not fatal either.
+    The grace period is an interval timer (SIGALRM) set only once a stop signal came during an evaluation; any
+    other alarm goes to the handler that was installed before (e.g. pytest-timeout's), and a timer the caller
+    had set keeps running.
     """
 
     def __init__(self, grace: float | None, signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1)) -> None:
@@ -24,15 +27,23 @@ class StopSignals:
         self.reason: str | None = None  # set by the handler; acted on by the worker loop
         self.evaluating = False
         self._previous: dict[int, Any] = {}
+        self._armed = False  # the timer running is the grace period's
 
     def _on_stop(self, signum: int, frame: Any) -> None:
         self.reason = f"received {signal.Signals(signum).name}"
-        if self.evaluating and self.grace is not None:
+        if self.evaluating and self.grace is not None and not self._armed:
+            self._armed = True
             signal.setitimer(signal.ITIMER_REAL, max(self.grace, 1e-3))
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
-        if self.evaluating:
-            raise EvaluationInterrupted()
+        if self._armed:  # the grace period ran out
+            self._armed = False
+            if self.evaluating:
+                raise EvaluationInterrupted()
+            return
+        previous = self._previous.get(signal.SIGALRM)
+        if callable(previous):
+            previous(signum, frame)
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -42,7 +53,9 @@ class StopSignals:
 
     def __exit__(self, *exc: object) -> None:
         if self._previous:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            if self._armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                self._armed = False
             for s, h in self._previous.items():
                 signal.signal(s, h)
             self._previous = {}
