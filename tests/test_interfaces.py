@@ -214,3 +214,23 @@ def test_imports_stay_light() -> None:
     code = "import sys, evohpo.journal.finished; print(sorted(m for m in sys.modules if m in ('numpy', 'mpi4py')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_propagator_observes_every_result_of_its_island_once() -> None:
+    class Observing(Counting):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def observe(self, individual) -> None:
+            self.seen.append(individual.id)
+
+    prop = Observing()
+    ev = Evolver(SPACE, prop, pop_size=4, seed=0, name="0")
+    p = ev.ask()
+    ev.tell(p, loss(p))
+    peer = evohpo.Individual(id="1-0", params={"x": 0.1, "y": 0.2}, loss=0.5)
+    assert ev.add(peer) and not ev.add(peer)  # a peer's result, then the same again (not observed twice)
+    assert prop.seen == ["0-0", "1-0"]
+    comp = Compose(Observing(), Observing())
+    Evolver(SPACE, Conditional(1, comp, RandomInit(SPACE)), pop_size=4).add(peer)
+    assert [s.seen for s in comp.steps] == [["1-0"], ["1-0"]]  # combinators pass it on

@@ -112,11 +112,15 @@ class Evolver:
         # did the child make it into the breeding population?
         self.propagator.feedback(ind.params, ind.ok and ind.loss < self.population.kth_loss(self.pop_size))
         self.population.add(ind)
+        self.propagator.observe(ind)
         return ind
 
     def add(self, ind: Individual, active: bool = True) -> bool:
-        """Add an individual evaluated elsewhere (a peer or an immigrant); False if already known."""
-        return self.population.add(ind, active=active)
+        """Add an individual evaluated elsewhere (a peer, or restored); False if already known."""
+        if not self.population.add(ind, active=active):
+            return False
+        self.propagator.observe(ind)
+        return True
 
     def best(self, n: int = 1) -> list[Individual]:
         return self.population.pool()[:n]

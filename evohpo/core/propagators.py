@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .individual import Individual
 from .space import Choice, Encoding, Space
 
 Params = dict[str, Any]
@@ -36,6 +37,9 @@ class Propagator:
 
     def feedback(self, params: Params, success: bool) -> None:
         """Told for each child of this propagator whether it entered the breeding population."""
+
+    def observe(self, individual: Individual) -> None:
+        """Told of every result of the island: this worker's, and its peers' as they arrive (in any order)."""
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state that a resumed search must continue from (none by default)."""
@@ -261,6 +265,10 @@ class Compose(Propagator):
         for step in self.steps:
             step.feedback(params, success)
 
+    def observe(self, individual: Individual) -> None:
+        for step in self.steps:
+            step.observe(individual)
+
     def state_dict(self) -> dict[str, Any]:
         return _states({str(i): s for i, s in enumerate(self.steps)})
 
@@ -281,6 +289,10 @@ class Conditional(Propagator):
     def feedback(self, params: Params, success: bool) -> None:
         self.then.feedback(params, success)
         self.otherwise.feedback(params, success)
+
+    def observe(self, individual: Individual) -> None:
+        self.then.observe(individual)
+        self.otherwise.observe(individual)
 
     def state_dict(self) -> dict[str, Any]:
         return _states({"then": self.then, "otherwise": self.otherwise})
@@ -433,6 +445,10 @@ class Portfolio(Propagator):
             self.rates[k] = self.decay * self.rates[k] + (1 - self.decay) * float(success)
         for strategy in self.strategies:
             strategy.feedback(params, success)
+
+    def observe(self, individual: Individual) -> None:
+        for strategy in self.strategies:
+            strategy.observe(individual)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"rates": list(self.rates)}
