@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .cma import CMAES
 from .guided import guided_propagator
 from .propagators import (
     AdaptiveGA,
@@ -46,13 +47,25 @@ def _random(space: Space, pop_size: int, worker: int, workers: int) -> Propagato
     return random_search(space)
 
 
+def _cmaes(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
+    """Asynchronous IPOP-CMA-ES on the numeric and ordered parameters (with margin for the discrete ones);
+    unordered choices from the GA."""
+    return CMAES(space, pop_size)
+
+
+def _ga_cmaes(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
+    """The GA and CMA-ES, each child from one of them, picked by their recent success; CMA-ES learns from
+    every result, the GA's children included."""
+    return Portfolio([default_propagator(space, pop_size), CMAES(space, pop_size)], decay=0.95)
+
+
 def _grid(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
     """Every grid point once, the grid split across the workers (worker k takes every workers-th point)."""
     return grid_search(space, offset=worker, stride=workers)
 
 
 STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": _adaptive, "guided": _guided,
-                                  "random": _random, "grid": _grid}
+                                  "cmaes": _cmaes, "ga+cmaes": _ga_cmaes, "random": _random, "grid": _grid}
 DEFAULT = "ga"
 
 
