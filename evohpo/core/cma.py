@@ -96,13 +96,25 @@ class CMAES(Propagator):
         if self._cma is None or not individual.ok:
             return
         raw = self._raw.pop(self.space.key(individual.params), None)
-        x = raw if raw is not None else self.vec.encode(individual.params)
+        x = raw if raw is not None else self._injected(self.vec.encode(individual.params))
         self._buffer.append((x, float(individual.loss)))
         if len(self._buffer) >= self._cma.population_size:
             batch, self._buffer = self._buffer[: self.popsize], self._buffer[self.popsize:]
             self._cma.tell(batch)
             if self._cma.should_stop() and self.restarts < self.max_restarts:
                 self._restart()
+
+    def _injected(self, x: np.ndarray) -> np.ndarray:
+        """A solution this distribution did not sample (a peer's), its step from the mean clipped to the length
+        a sample of the distribution has (Hansen 2011, "Injecting external solutions into CMA-ES"): otherwise the
+        step-size and covariance updates take far-off points for huge steps of their own."""
+        inner = self._inner()
+        B, D = inner._eigen_decomposition()
+        y = (x - inner._mean) / inner._sigma
+        norm = float(np.linalg.norm((B.T @ y) / D))
+        n = self.vec.dims
+        limit = math.sqrt(n) + 2 * n / (n + 2)
+        return x if norm <= limit else inner._mean + inner._sigma * y * (limit / norm)
 
     def _restart(self) -> None:
         rng = np.random.default_rng([self.restarts, *self._inner()._rng.randint(2**31, size=2)])
