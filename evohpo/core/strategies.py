@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from .cma import CMAES
 from .guided import guided_propagator
+from .neldermead import NelderMead
 from .propagators import (
     AdaptiveGA,
     BreedFn,
@@ -16,6 +17,7 @@ from .propagators import (
     grid_search,
     random_search,
 )
+from .pso import ParticleSwarm
 from .space import Space
 
 Factory = Callable[[Space, int, int, int], Propagator]  # (space, pop_size, worker, workers) -> propagator
@@ -59,13 +61,24 @@ def _ga_cmaes(space: Space, pop_size: int, worker: int, workers: int) -> Propaga
     return Portfolio([default_propagator(space, pop_size), CMAES(space, pop_size)], decay=0.95)
 
 
+def _pso(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
+    """Particle swarm: each worker moves its own particles towards their bests and the island's best."""
+    return ParticleSwarm(space, pop_size)
+
+
+def _nelder_mead(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
+    """Nelder-Mead, a simplex of each worker's own results (adaptive coefficients), restarted when it collapses."""
+    return NelderMead(space, pop_size)
+
+
 def _grid(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
     """Every grid point once, the grid split across the workers (worker k takes every workers-th point)."""
     return grid_search(space, offset=worker, stride=workers)
 
 
 STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": _adaptive, "guided": _guided,
-                                  "cmaes": _cmaes, "ga+cmaes": _ga_cmaes, "random": _random, "grid": _grid}
+                                  "cmaes": _cmaes, "ga+cmaes": _ga_cmaes, "pso": _pso, "nelder-mead": _nelder_mead,
+                                  "random": _random, "grid": _grid}
 DEFAULT = "ga"
 
 
