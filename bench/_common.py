@@ -52,11 +52,13 @@ def git_dirty(path: str = "evohpo") -> bool:
         return False
 
 
-def snapshot_evohpo(dest: Path, ref: str | None) -> str:
-    """Copy the whole ``evohpo/`` tree, subpackages included (the working tree, or ``ref`` via read-only
-    ``git archive``), to ``dest/evohpo``; return a content hash of its Python files. With ``dest`` first on
-    ``PYTHONPATH``, every run uses that code while others edit the tree."""
-    if ref:
+def snapshot_evohpo(dest: Path, ref: str | None, tree: str | os.PathLike[str] | None = None) -> str:
+    """Copy the whole ``evohpo/`` tree, subpackages included (the working tree, ``tree/evohpo`` of another source
+    tree, or ``ref`` via read-only ``git archive``), to ``dest/evohpo``; return a content hash of its Python files.
+    With ``dest`` first on ``PYTHONPATH``, every run uses that code while others edit the tree."""
+    if tree is not None:
+        shutil.copytree(Path(tree) / "evohpo", dest / "evohpo", ignore=shutil.ignore_patterns("__pycache__"))
+    elif ref:
         tar = subprocess.run(["git", "archive", "--format=tar", ref, "evohpo"], cwd=ROOT, capture_output=True,
                              check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(tar)) as tf:

@@ -16,10 +16,11 @@ import venv
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DEFAULT_VENV", "PROPULATE", "ensure_venv", "venv_python"]
+__all__ = ["DEFAULT_VENV", "PEERS", "PROPULATE", "ensure_venv", "venv_python"]
 
 DEFAULT_VENV = Path(__file__).resolve().parent / ".peers-venv"
 PROPULATE = ("propulate==1.2.2", "mpi4py", "mpich")
+PEERS = (*PROPULATE, "optuna", "cmaes")  # bench/quality.py: Propulate, Optuna (TPE, CmaEsSampler), cmaes (IPOP-CMA-ES)
 _MARKER = "evohpo-peers.json"
 
 

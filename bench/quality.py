@@ -1,10 +1,14 @@
-"""Search quality at equal budgets: evohpo strategies vs Propulate 1.2.2 vs Optuna TPE vs random search.
+"""Search quality at equal budgets: evohpo strategies vs Propulate 1.2.2, Optuna TPE and CMA-ES, serial IPOP-CMA-ES
+(the cmaes package) and random search.
 
     .venv/bin/python bench/quality.py                  # full run; writes bench/results/quality.{md,json}
     .venv/bin/python bench/quality.py --quick          # 3 seeds, a few problems (smoke use)
     .venv/bin/python bench/quality.py --problems sphere-5d,table:cnn_digits@100 --seeds 5
     .venv/bin/python bench/quality.py --problems 'table1:*' --json /tmp/q.json --out /tmp/q.md  # scratch files
     .venv/bin/python bench/quality.py --evohpo-strategies ga,guided,random
+    .venv/bin/python bench/quality.py --problems continuous2,continuous --evohpo-strategies ga,cmaes,ga+cmaes \
+        --cap 'optuna=@table*' --cap optuna-cmaes=5 --reuse bench/results/quality.json \
+        --json bench/results/quality-continuous.json --out bench/results/quality-continuous.md
     .venv/bin/python bench/quality.py --resume         # after an evohpo change: re-runs the evohpo columns only
     .venv/bin/python bench/quality.py --report-only    # rewrite the Markdown from the JSON, run nothing
 
@@ -21,13 +25,24 @@ Every method gets the same number of evaluations E per problem and seed (E = 4 x
 - Optuna TPE: ``TPESampler(seed=s)``, serial, E trials; ``suggest_float`` (``log=True`` for log floats),
   ``suggest_int``, ``suggest_categorical`` for strings, ``suggest_int`` over the level index for ordered
   numeric choices.
+- Optuna CMA-ES: ``CmaEsSampler(seed=s)``, serial, E trials, the sampler's defaults (x0 = the centre of the space,
+  sigma0 = min range / 6); ``restart_strategy="ipop"`` only where the installed Optuna still has it (before 4.4; from
+  4.4 the argument is deprecated and ignored, so Optuna 5 runs without restarts; the report says which). Numeric
+  spaces only: problems with choices (tables, mixed) are n/a, as CmaEsSampler samples categoricals at random.
+- IPOP-CMA-ES (``cmaes-ipop``): ``cmaes.CMA`` (the cmaes package), serial, on the unit cube ``[0, 1]^d`` (floats
+  linearly, log floats in log space, ints and choices by level ``min(k - 1, floor(u k))`` of their ``k`` values),
+  i.e. sigma = 0.3 x each parameter's range, bounds the box, mean a uniform random point, the default population
+  ``4 + 3 ln d`` first; whenever ``should_stop()``, a restart from a new uniform point with the population doubled;
+  ``numpy.random.default_rng(s)`` draws the means and each CMA's seed; E evaluations in all (the last generation may
+  be cut short).
 - random: plain uniform sampling (``random.Random(s)``; log-uniform for log floats); on a finite table, E
   distinct configurations drawn without replacement.
 
 MPI jobs run ``mpiexec -n 4 python -m mpi4py bench/quality.py --worker ...``; one job holds all seeds of a
 (method, problem), each seed on a fresh ``COMM_WORLD.Dup()``, one result line per seed. Propulate and Optuna
-run in the peers' venv (``bench/_peers.py``, ``bench/.peers-venv`` with optuna added). At most two jobs run at
-once, at most one of them an MPI job. A seed that fails or exceeds ``--timeout`` is recorded as such (the job
+and cmaes run in the peers' venv (``bench/_peers.py``, ``bench/.peers-venv``, ``_peers.PEERS``: Propulate, optuna,
+cmaes), one process per seed for Optuna, one per cell for IPOP-CMA-ES. At most two jobs run at once, at most one of
+them an MPI job. A seed that fails or exceeds ``--timeout`` is recorded as such (the job
 is relaunched for the seeds after it); after two failed seeds in a row the rest of that cell is skipped. A lock
 file next to the JSON keeps a second driver from writing the same results file.
 
@@ -36,7 +51,15 @@ a read-only ``git archive``), so that edits made during a run do not mix version
 the snapshot's content hash, and ``--resume`` keeps only the evohpo results of the same sources (the peers'
 results are kept: re-running after a change to evohpo re-runs the evohpo columns only). Every result of a
 table problem carries the table file's content hash too, and ``--resume`` drops (re-runs) those of a table
-that was rebuilt since.
+that was rebuilt since. ``--evohpo-tree DIR`` runs evohpo from ``DIR/evohpo`` (a copy of the working tree made
+once), so that the invocations of a ``--resume`` series keep one evohpo, and its results, while others edit the tree.
+
+Cheaper runs: ``--cap METHOD=SEEDS[@GLOB|GLOB...]`` (repeatable) runs METHOD on its first SEEDS seeds only and, with
+globs, only on the problems whose key or label matches (e.g. ``--cap optuna-cmaes=5@*-5d``; ``--cap
+'optuna=@table*'`` keeps TPE to the tables); cells left out read "not run", and a cell with fewer seeds than the
+run says how many. ``--reuse FILE`` (repeatable) takes the ok results of the peers (never evohpo's) for this run's
+cells from another results file instead of running them (a table's only while the table is unchanged); each keeps
+``reused_from`` and the report lists what was reused from where, with that file's peers' versions.
 
 Tables (bench/tables) come in two forms. ``table:NAME``: a lookup returns the configuration's mean over the
 table's seeds (noise-free). ``table1:NAME`` ("single run"), as a real search sees it: one training per
@@ -44,14 +67,21 @@ configuration, i.e. the value at stored seed ``blake2b(table, benchmark seed, co
 (``Table.single_run``); the same for every method, rank and process, so a repeated evaluation returns the same
 value. Default tasks hold both forms of every table at ``TABLE_BUDGETS``.
 
+``--problems continuous2`` (not in the default run) is the rotated and ill-conditioned group after BBOB (see
+``evohpo.testing.functions``: ellipsoid, rot-ellipsoid, discus, bent-cigar, sharp-ridge, diff-powers, rot-rastrigin,
+schaffer-f7; shifted optimum, [-5, 5]^d) at 5-D with 1,000 evaluations and 20-D with 2,000 (``rot-ellipsoid-5d``
+etc. also select single problems and globs).
+
 The score is the regret of the best loss found (best loss - known minimum; for ``table:``, - the table's best
 mean). On ``table1:`` the incumbent is the configuration with the lowest observed (single-run) value, the
 first evaluated on ties (across MPI ranks by ``time.monotonic()``); its regret is its mean over all seeds - the
 table's best mean, so picking a configuration that was lucky on its one seed costs.
 
-Output: a Markdown table (median [IQR] of the regret per method; best median bold; wins and mean rank over
-problems) to ``bench/results/quality.md`` and the raw per-seed results to ``bench/results/quality.json``
-(``--out``, ``--json`` for other files).
+Output: Markdown tables (median [IQR] of the regret per method; best median bold; wins, mean rank over problems and
+each evohpo strategy's better / tie / worse medians against Propulate, Optuna TPE, Optuna CMA-ES and IPOP-CMA-ES),
+one per section (continuous and mixed, tables, tables single run) with a summary of the sections first (mean ranks
+among the methods run on all of a section's problems, the head-to-head counts), to ``bench/results/quality.md``, and
+the raw per-seed results to ``bench/results/quality.json`` (``--out``, ``--json`` for other files).
 
 This file is the entry point (for the driver and, under mpiexec, the workers); the code is the package
 ``bench/qualitybench/``: ``problems`` (problems and their space format), ``methods`` (the optimizer adapters and

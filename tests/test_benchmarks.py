@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evohpo.testing import functions as benchmarks
 from evohpo.testing.functions import NAMES, Problem, get
@@ -27,15 +32,25 @@ EXPECTED_NAMES = (
     "eggcrate",
     "keane",
     "leon",
+    *(BBOB := (
+        "ellipsoid",
+        "rot-ellipsoid",
+        "discus",
+        "bent-cigar",
+        "sharp-ridge",
+        "diff-powers",
+        "rot-rastrigin",
+        "schaffer-f7",
+    )),
 )
 FIXED_2D = ("himmelblau", "bukin", "eggcrate", "keane", "leon")
 N_DIM = tuple(n for n in EXPECTED_NAMES if n not in FIXED_2D)
 
 
 def test_names_complete() -> None:
-    """NAMES lists exactly the 15 functions, lowercase, no duplicates."""
+    """NAMES lists exactly the 23 functions, lowercase, no duplicates."""
     assert set(NAMES) == set(EXPECTED_NAMES)
-    assert len(NAMES) == len(set(NAMES)) == 15
+    assert len(NAMES) == len(set(NAMES)) == 23
     assert all(n == n.lower() for n in NAMES)
 
 
@@ -179,7 +194,7 @@ def test_numpy_integer_dim() -> None:
     assert get("sphere", np.int64(4)).dim == 4
 
 
-@pytest.mark.parametrize("name", ["rosenbrock", "bisphere", "birastrigin"])
+@pytest.mark.parametrize("name", ["rosenbrock", "bisphere", "birastrigin", *BBOB])
 def test_min_dim_two(name: str) -> None:
     """Functions that degenerate in 1-D require dim >= 2."""
     with pytest.raises(ValueError, match="dim=1"):
@@ -352,3 +367,192 @@ def test_fn_accepts_lists_and_returns_float(name: str) -> None:
     p = get(name)
     out = p.fn(list(p.argmin))  # type: ignore[arg-type]
     assert type(out) is float
+
+
+# ---- rotated and ill-conditioned functions (BBOB style) ------------------------------------------------
+
+
+def _tosz1(t: float) -> float:
+    """BBOB's T_osz of one number, written out independently of the module."""
+    if t == 0.0:
+        return 0.0
+    th = math.log(abs(t))
+    c1, c2 = (10.0, 7.9) if t > 0 else (5.5, 3.1)
+    return math.copysign(math.exp(th + 0.049 * (math.sin(c1 * th) + math.sin(c2 * th))), t)
+
+
+def _unit(dim: int, i: int, scale: float = 1.0) -> np.ndarray:
+    e = np.zeros(dim)
+    e[i] = scale
+    return e
+
+
+@pytest.mark.parametrize("name", BBOB)
+@pytest.mark.parametrize("dim", [2, 5, 20])
+def test_bbob_minimum_at_shifted_minimizer(name: str, dim: int) -> None:
+    """[-5, 5]^d, minimum exactly 0 at the argmin, which is shift(name, d): inside [-4, 4]^d and off the centre."""
+    p = get(name, dim)
+    assert p.bounds == ((-5.0, 5.0),) * dim and p.minimum == 0.0
+    a = np.array(p.argmin)
+    assert np.array_equal(a, benchmarks.shift(name, dim))
+    assert np.all(np.abs(a) <= 4.0) and np.linalg.norm(a) > 0.5 * math.sqrt(dim)
+    assert p.fn(a) == 0.0
+    assert p.loss({f"x{i}": v for i, v in enumerate(p.argmin)}) == 0.0
+
+
+@pytest.mark.parametrize("name", BBOB)
+@pytest.mark.parametrize("dim", [2, 5, 20])
+def test_bbob_positive_elsewhere(name: str, dim: int) -> None:
+    """Positive at 2,000 uniform points of the box, at the centre and right next to the minimizer."""
+    p = get(name, dim)
+    rng = np.random.default_rng(dim)
+    assert all(p.fn(x) > 0.0 for x in rng.uniform(-5.0, 5.0, size=(2_000, dim)))
+    assert p.fn(np.zeros(dim)) > 0.0
+    a = np.array(p.argmin)
+    for step in (1e-3, 1e-6):
+        for _ in range(20):
+            d = rng.standard_normal(dim)
+            assert p.fn(a + step * d / np.linalg.norm(d)) > 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(BBOB), st.integers(2, 8).flatmap(
+    lambda n: st.lists(st.floats(-5.0, 5.0, allow_nan=False), min_size=n, max_size=n)))
+def test_bbob_nonnegative_and_zero_only_at_minimizer(name: str, x: list[float]) -> None:
+    """Any point of the box: f >= 0, and f == 0 only at the minimizer."""
+    p = get(name, len(x))
+    v = p.fn(np.array(x))
+    assert math.isfinite(v) and v >= 0.0
+    if v == 0.0:
+        assert np.allclose(x, p.argmin, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in BBOB if n != "ellipsoid"])
+@pytest.mark.parametrize("dim", [2, 5, 20])
+def test_rotations_orthogonal_and_fixed(name: str, dim: int) -> None:
+    """R and Q are orthogonal, really rotate (no axis stays put), differ from each other and between functions,
+    are read-only and the same array on every call."""
+    mats = [benchmarks.rotation(name, dim, k) for k in (1, 2)]
+    for k, m in enumerate(mats, 1):
+        assert m.shape == (dim, dim)
+        assert np.allclose(m @ m.T, np.eye(dim), atol=1e-12) and np.allclose(m.T @ m, np.eye(dim), atol=1e-12)
+        assert np.max(np.abs(m)) < 1.0 - 1e-6
+        assert m is benchmarks.rotation(name, dim, k)
+        with pytest.raises(ValueError):
+            m[0, 0] = 1.0
+    assert not np.allclose(mats[0], mats[1])
+    assert not np.allclose(mats[0], benchmarks.rotation("discus" if name != "discus" else "bent-cigar", dim, 1))
+
+
+def test_shifts_differ_between_functions_and_dims() -> None:
+    shifts = {n: benchmarks.shift(n, 5) for n in BBOB}
+    assert len({tuple(v) for v in shifts.values()}) == len(BBOB)
+    assert not np.allclose(benchmarks.shift("discus", 5), benchmarks.shift("discus", 6)[:5])
+
+
+def test_underscore_names() -> None:
+    assert get("rot_ellipsoid", 5).name == "rot-ellipsoid"
+    assert get("Schaffer_F7", 3).argmin == get("schaffer-f7", 3).argmin
+
+
+_POINTS_CODE = """
+import json, numpy as np
+from evohpo.testing.functions import get
+names = {names!r}
+out = {{}}
+for n in names:
+    for d in (2, 5, 20):
+        p = get(n, d)
+        x = np.linspace(-4.5, 4.5, d)
+        out[f"{{n}}-{{d}}"] = [p.fn(x), p.fn(-x), list(p.argmin)]
+print(json.dumps(out))
+"""
+
+
+def _points() -> dict:
+    out = {}
+    for n in BBOB:
+        for d in (2, 5, 20):
+            p = get(n, d)
+            x = np.linspace(-4.5, 4.5, d)
+            out[f"{n}-{d}"] = [p.fn(x), p.fn(-x), list(p.argmin)]
+    return out
+
+
+def test_bbob_deterministic_across_calls_and_processes() -> None:
+    """The same values and minimizers on repeated calls and in a fresh interpreter with another hash seed."""
+    here = _points()
+    assert _points() == here
+    env = {"PYTHONHASHSEED": "12345", "PATH": ""}
+    proc = subprocess.run([sys.executable, "-c", _POINTS_CODE.format(names=BBOB)], capture_output=True, text=True,
+                          timeout=120, env=env, check=True)
+    assert json.loads(proc.stdout) == json.loads(json.dumps(here))
+
+
+@pytest.mark.parametrize("dim", [2, 5, 20])
+def test_ellipsoid_values(dim: int) -> None:
+    """Along axis i the weight is 1e6^((i - 1) / (d - 1)); T_osz(+-1) = +-1; T_osz(2) written out."""
+    p = get("ellipsoid", dim)
+    a = np.array(p.argmin)
+    assert p.fn(a + _unit(dim, 0)) == pytest.approx(1.0)
+    assert p.fn(a - _unit(dim, dim - 1)) == pytest.approx(1e6)
+    assert p.fn(a + _unit(dim, 0) + _unit(dim, dim - 1)) == pytest.approx(1e6 + 1.0)
+    if dim == 5:
+        assert p.fn(a + _unit(dim, 2)) == pytest.approx(1e3)
+    assert p.fn(a + _unit(dim, 0, 2.0)) == pytest.approx(_tosz1(2.0) ** 2)
+    ln2 = math.log(2.0)
+    assert _tosz1(2.0) == pytest.approx(2.0 * math.exp(0.049 * (math.sin(10 * ln2) + math.sin(7.9 * ln2))))
+
+
+@pytest.mark.parametrize("dim", [2, 5, 20])
+def test_rotated_values_along_rotated_axes(dim: int) -> None:
+    """At x_opt + R^T v the rotation R is undone: values for unit (and scaled unit) v follow by hand."""
+    def at(name: str, v: np.ndarray) -> float:
+        p = get(name, dim)
+        return p.fn(np.array(p.argmin) + benchmarks.rotation(name, dim, 1).T @ v)
+
+    e1, e2, ed = _unit(dim, 0), _unit(dim, 1), _unit(dim, dim - 1)
+    assert at("rot-ellipsoid", ed) == pytest.approx(1e6)
+    assert at("rot-ellipsoid", -e1) == pytest.approx(1.0)
+    assert at("discus", e1) == pytest.approx(1e6)
+    assert at("discus", -e2) == pytest.approx(1.0)
+    assert at("diff-powers", 2.0 * ed) == pytest.approx(8.0)  # sqrt(2^6)
+    assert at("diff-powers", e1 + ed) == pytest.approx(math.sqrt(2.0))
+    assert at("diff-powers", 0.5 * e1) == pytest.approx(0.5)
+    # bent cigar: T_asy(-e2) = -e2, so z = -R e2
+    c = benchmarks.rotation("bent-cigar", dim, 1)[0, 1]
+    assert at("bent-cigar", -e2) == pytest.approx(c**2 + 1e6 * (1.0 - c**2))
+    # sharp ridge: Lambda^10 e1 = e1, so z = Q e1
+    q11 = benchmarks.rotation("sharp-ridge", dim, 2)[0, 0]
+    assert at("sharp-ridge", e1) == pytest.approx(q11**2 + 100.0 * math.sqrt(1.0 - q11**2))
+    # ... and Lambda^10 e_d = sqrt(10) e_d, so z = sqrt(10) Q e_d
+    q1d = benchmarks.rotation("sharp-ridge", dim, 2)[0, dim - 1]
+    assert at("sharp-ridge", ed) == pytest.approx(10 * q1d**2 + 100.0 * math.sqrt(10.0 * (1.0 - q1d**2)))
+
+
+def test_rot_rastrigin_and_schaffer_values() -> None:
+    """In 2-D: T_osz(e1) = T_asy(e1) = e1 (first coordinate, exponent 1), Lambda^10 = diag(1, sqrt(10))."""
+    lam = np.array([1.0, math.sqrt(10.0)])
+    r, q = benchmarks.rotation("rot-rastrigin", 2, 1), benchmarks.rotation("rot-rastrigin", 2, 2)
+    p = get("rot-rastrigin", 2)
+    z = r @ (lam * q[:, 0])
+    expect = 10.0 * (2 - math.cos(2 * math.pi * z[0]) - math.cos(2 * math.pi * z[1])) + z @ z
+    assert p.fn(np.array(p.argmin) + r.T @ np.array([1.0, 0.0])) == pytest.approx(expect)
+
+    r, q = benchmarks.rotation("schaffer-f7", 2, 1), benchmarks.rotation("schaffer-f7", 2, 2)
+    p = get("schaffer-f7", 2)
+    z = -lam * q[:, 0]  # T_asy(-e1) = -e1
+    s = math.hypot(z[0], z[1])
+    expect = (math.sqrt(s) * (1.0 + math.sin(50.0 * s**0.2) ** 2)) ** 2
+    assert p.fn(np.array(p.argmin) + r.T @ np.array([-1.0, 0.0])) == pytest.approx(expect)
+    # s = |z| = |Lambda q1|, between 1 and sqrt(10)
+    assert 1.0 <= s <= math.sqrt(10.0)
+
+
+def test_bbob_scale_at_random_points() -> None:
+    """Ill-conditioned in 20-D: the median over the box is huge for ellipsoid/bent cigar, moderate for the others."""
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(-5.0, 5.0, size=(200, 20))
+    med = {n: float(np.median([get(n, 20).fn(x) for x in xs])) for n in BBOB}
+    assert med["ellipsoid"] > 1e6 and med["rot-ellipsoid"] > 1e6 and med["bent-cigar"] > 1e8
+    assert 10.0 < med["schaffer-f7"] < 1e3 and 100.0 < med["rot-rastrigin"] < 1e4

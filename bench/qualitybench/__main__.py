@@ -16,7 +16,8 @@ from .problems import SNAPSHOT_ENV
 from .report import report
 from .tasks import Task
 
-DESCRIPTION = "Search quality at equal budgets: evohpo strategies vs Propulate 1.2.2 vs Optuna TPE vs random search."
+DESCRIPTION = ("Search quality at equal budgets: evohpo strategies vs Propulate 1.2.2, Optuna TPE and CMA-ES, serial "
+               "IPOP-CMA-ES (cmaes) and random search.")
 
 
 def report_only(args: argparse.Namespace) -> None:
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
     lock = driver.take_lock(Path(args.json))
     try:
         with tempfile.TemporaryDirectory(prefix="quality-evohpo-") as snap:
-            version = snapshot_evohpo(Path(snap), args.evohpo_ref)
+            version = snapshot_evohpo(Path(snap), args.evohpo_ref, args.evohpo_tree)
             os.environ[SNAPSHOT_ENV] = snap
             drv, tasks, methods, elapsed = driver.run(args, version)
             out = write_report(report(drv, tasks, methods, elapsed), args.out)
@@ -53,22 +54,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="3 seeds, a few problems (writes quality-quick.*)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 10; --quick: 3)")
     parser.add_argument("--problems", default=None,
-                        help="comma list: KEY, KEY@BUDGET, globs, 'tables', 'continuous', table:NAME|PATH (mean "
-                        "over seeds), table1:NAME|PATH (single run)")
+                        help="comma list: KEY, KEY@BUDGET, globs, 'tables', 'continuous', 'continuous2' (rotated / "
+                        "ill-conditioned, 5-D and 20-D), table:NAME|PATH (mean over seeds), table1:NAME|PATH (single "
+                        "run)")
     parser.add_argument("--evohpo-strategies", default="ga,plain-ga,adaptive,guided",
                         help="evohpo propagator= values, one column each (ga is the default propagator)")
-    parser.add_argument("--methods", default=None, help="keep only these methods (e.g. evohpo,random)")
+    parser.add_argument("--methods", default=None, help="keep only these methods (e.g. evohpo,random; all: evohpo, "
+                        "propulate, optuna (TPE), optuna-cmaes, cmaes-ipop, random)")
+    parser.add_argument("--cap", action="append", default=None, metavar="METHOD=SEEDS[@GLOB|GLOB...]",
+                        help="run METHOD on its first SEEDS seeds only (empty: all) and, with globs, only on matching "
+                        "problems (e.g. optuna-cmaes=5@*-5d); repeatable; other cells read 'not run'")
+    parser.add_argument("--reuse", action="append", default=None, metavar="JSON",
+                        help="take the peers' ok results (not evohpo's) of this run's cells from another results file "
+                        "(e.g. bench/results/quality.json) instead of running them; repeatable")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (at most one under mpiexec)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per seed before it is a timeout")
     parser.add_argument("--out", default=None, help="Markdown report (default bench/results/quality.md)")
     parser.add_argument("--json", default=None, help="per-seed results (default bench/results/quality.json)")
     parser.add_argument("--resume", action="store_true", help="keep the ok seed results already in --json")
+    parser.add_argument("--keep-other-evohpo", action="store_true",
+                        help="with --resume: keep the evohpo results of other evohpo sources too (e.g. to add a "
+                        "strategy that is new in the tree); the report names the sources of each evohpo column")
     parser.add_argument("--report-only", action="store_true", help="only rewrite --out from --json; run nothing")
     parser.add_argument("--peers-venv", default=str(BENCH / ".peers-venv"))
     parser.add_argument("--evohpo-ref", default=None,
                         help="run evohpo from this git commit (read-only git archive) instead of the working tree")
+    parser.add_argument("--evohpo-tree", default=None, metavar="DIR",
+                        help="run evohpo from DIR/evohpo (e.g. a copy of the working tree made once, so that the "
+                        "invocations of a --resume series keep one evohpo while others edit the tree)")
     # worker mode
-    parser.add_argument("--worker", choices=["evohpo", "propulate", "optuna"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["evohpo", "propulate", "optuna", "optuna-cmaes", "cmaes-ipop"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--problem", help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--strategy", default="ga", help=argparse.SUPPRESS)

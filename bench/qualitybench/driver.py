@@ -6,6 +6,7 @@ resumption of an earlier run.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ from typing import Any
 
 from _common import BENCH, ROOT, git_dirty, git_head, mpi_command, run_marked, versions, worker_env
 
-from .methods import MARK, random_search
+from .methods import MARK, optuna_cmaes_kwargs, random_search
 from .problems import SNAPSHOT_ENV, Problem, current_table_sha, make_problem, table_sha
 from .report import fmt
 from .tasks import RANKS, Task, select_tasks
@@ -32,7 +33,7 @@ RESULTS = BENCH / "results"
 class Job:
     """Seeds of one (method, task), run in one subprocess (random search: in the driver)."""
 
-    method: str  # "evohpo:ga", "propulate", "optuna", "random"
+    method: str  # "evohpo:ga", "propulate", "optuna", "optuna-cmaes", "cmaes-ipop", "random"
     task: Task
     seeds: list[int]
     mpi: bool
@@ -106,7 +107,7 @@ class Driver:
         self.save()
 
     def _command(self, job: Job, seeds: list[int]) -> list[str]:
-        side = "optuna" if job.method == "optuna" else job.method.split(":")[0]
+        side = job.method.split(":")[0]  # evohpo, propulate, optuna, optuna-cmaes, cmaes-ipop
         args = ["--worker", side, "--problem", job.task.key, "--budget", str(job.task.budget),
                 "--seed-list", ",".join(map(str, seeds))]
         if job.method.startswith("evohpo:"):
@@ -196,6 +197,66 @@ def seed_text(seeds: list[int]) -> str:
     return ",".join(map(str, seeds))
 
 
+SERIAL_PEERS = ("optuna", "optuna-cmaes", "cmaes-ipop")  # run in the peers' venv, no MPI
+PEER_METHODS = ("propulate", *SERIAL_PEERS)
+
+
+def parse_caps(items: list[str] | None, methods: list[str]) -> dict[str, tuple[int | None, list[str]]]:
+    """``--cap METHOD=SEEDS[@GLOB|GLOB...]`` (repeatable): run METHOD on at most SEEDS seeds (empty: all) and, with
+    globs, only on the problems whose key or label matches one. Returns ``{method: (seeds, globs)}``."""
+    caps: dict[str, tuple[int | None, list[str]]] = {}
+    for item in items or []:
+        name, _, rest = item.partition("=")
+        n, _, globs = rest.partition("@")
+        hits = [m for m in methods if m == name.strip() or m.split(":")[0] == name.strip()]
+        if not hits or (n.strip() and not n.strip().isdigit()):
+            raise SystemExit(f"--cap {item!r}: expected METHOD=SEEDS[@GLOB|GLOB...] with METHOD one of {methods}")
+        for m in hits:
+            caps[m] = (int(n) if n.strip() else None, [g.strip() for g in globs.split("|") if g.strip()])
+    return caps
+
+
+def capped(caps: dict[str, tuple[int | None, list[str]]], method: str, task: Task, seed: int) -> bool:
+    """Whether ``--cap`` leaves (method, task, seed) out."""
+    if method not in caps:
+        return False
+    n, globs = caps[method]
+    if n is not None and seed >= n:
+        return True
+    return bool(globs) and not any(fnmatch.fnmatch(task.key, g) or fnmatch.fnmatch(task.label, g) for g in globs)
+
+
+def cap_text(caps: dict[str, tuple[int | None, list[str]]]) -> dict[str, str]:
+    """``--cap`` as the report words it, per method."""
+    return {m: ", ".join(x for x in ((f"seeds 0..{n - 1}" if n is not None else ""),
+                                      ("only " + " / ".join(g) if g else "")) if x) for m, (n, g) in caps.items()}
+
+
+def reuse(drv: Driver, paths: list[str], tasks: list[Task], methods: list[str], seeds: list[int],
+          caps: dict[str, tuple[int | None, list[str]]]) -> None:
+    """``--reuse FILE``: take the ok peers' results (Propulate, Optuna, cmaes, random; never evohpo's, which belong
+    to their sources) of this run's cells from another results file, unless the cell already has one; a table's
+    results only while the table is unchanged. Each keeps ``reused_from``; the report says what was reused."""
+    by_id = {t.id: t for t in tasks}
+    sources = dict(drv.meta.get("reused_sources", {}))
+    for path in paths:
+        old = json.loads(Path(path).read_text())
+        src = f"{Path(path).name} ({old.get('meta', {}).get('date', '?')})"
+        taken = 0
+        for r in old.get("runs", []):
+            m, tid, seed = r.get("method", ""), f"{r.get('problem')}@{r.get('budget')}", r.get("seed")
+            if (m.startswith("evohpo:") or m not in methods or tid not in by_id or seed not in seeds
+                    or r.get("status") != "ok" or (tid, m, seed) in drv.results or capped(caps, m, by_id[tid], seed)):
+                continue
+            if "table_sha" in r and r["table_sha"] != current_table_sha(r["problem"]):
+                continue
+            drv.results[(tid, m, seed)] = {**r, "reused_from": r.get("reused_from", src)}
+            taken += 1
+        sources[src] = old.get("meta", {}).get("peers", "?")
+        drv.say(f"reusing {taken} peers' seed results from {path}")
+    drv.meta["reused_sources"] = sources
+
+
 def take_lock(path: Path) -> Path:
     """One driver per results file: two drivers saving the same JSON would overwrite each other's results."""
     lock = path.with_name(path.name + ".lock")
@@ -225,7 +286,7 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
     hash ``version``; save the JSON. Returns the driver, the tasks, the methods and the seconds it took."""
     t_start = time.perf_counter()
     strategies = [s.strip() for s in args.evohpo_strategies.split(",") if s.strip()]
-    methods = [f"evohpo:{s}" for s in strategies] + ["propulate", "optuna", "random"]
+    methods = [f"evohpo:{s}" for s in strategies] + [*PEER_METHODS, "random"]
     if args.methods:
         keep = {m.strip() for m in args.methods.split(",")}
         methods = [m for m in methods if m in keep or m.split(":")[0] in keep]
@@ -239,30 +300,41 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
 
     evo_py = Path(sys.executable)
     peers_py, peers_reason = None, None
-    if any(m in ("propulate", "optuna") for m in methods):
+    if any(m in PEER_METHODS for m in methods):
         try:
-            from _peers import PROPULATE, ensure_venv
+            from _peers import PEERS, ensure_venv
 
-            drv.say(f"peers venv {args.peers_venv} (propulate 1.2.2 + optuna) ...")
-            peers_py = ensure_venv(args.peers_venv, (*PROPULATE, "optuna"))
+            drv.say(f"peers venv {args.peers_venv} ({', '.join(PEERS)}) ...")
+            peers_py = ensure_venv(args.peers_venv, PEERS)
         except Exception as e:  # noqa: BLE001 - peers become n/a cells
             peers_reason = f"peers venv unavailable: {type(e).__name__}: {e}"[:200]
             drv.say(peers_reason)
     drv.meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "host": platform.node(), "cpus": os.cpu_count(),
                 "load_before": os.getloadavg()[0], "seeds": args.seeds, "ranks": RANKS,
-                "evohpo": (f"{args.evohpo_ref or 'working tree'} at HEAD {git_head()}"
+                "evohpo": ((args.evohpo_ref or (f"copy {args.evohpo_tree} of the working tree"
+                                                if getattr(args, "evohpo_tree", None) else "working tree"))
+                           + f" at HEAD {git_head()}"
                            + (" with uncommitted changes" if not args.evohpo_ref and git_dirty() else "")
                            + f", sources sha256 {version} ({versions(evo_py, ['mpi4py', 'numpy'])})"),
                 "evohpo_version": version,
-                "peers": versions(peers_py, ["propulate", "optuna", "mpi4py", "numpy"]) if peers_py else
+                "peers": versions(peers_py, ["propulate", "optuna", "cmaes", "mpi4py", "numpy"]) if peers_py else
                 "peers n/a", "methods": methods, "tasks": [t.id for t in tasks], "argv": sys.argv[1:]}
+    drv.meta["evohpo_sources"] = {version: drv.meta["evohpo"]}
+    optuna_version = next((w.split()[1] for w in drv.meta["peers"].split(", ") if w.startswith("optuna ")), "?")
+    kwargs = optuna_cmaes_kwargs(optuna_version)
+    drv.meta["optuna_cmaes"] = (f"CmaEsSampler(seed=s, restart_strategy={kwargs['restart_strategy']!r})" if kwargs
+                                else f"CmaEsSampler(seed=s), defaults without restarts (optuna {optuna_version} "
+                                "ignores restart_strategy since 4.4)")
+    caps = parse_caps(getattr(args, "cap", None), methods)
+    drv.meta["caps"] = cap_text(caps)
 
     seeds = list(range(args.seeds))
     if args.resume and Path(args.json).exists():
         old = json.loads(Path(args.json).read_text())
         stale = rebuilt = 0
+        keep_other = getattr(args, "keep_other_evohpo", False)
         for r in old.get("runs", []):
-            if r.get("method", "").startswith("evohpo:") and r.get("evohpo_version") != version:
+            if r.get("method", "").startswith("evohpo:") and r.get("evohpo_version") != version and not keep_other:
                 stale += 1
             elif "table_sha" in r and r["table_sha"] != current_table_sha(r["problem"]):
                 rebuilt += 1
@@ -273,22 +345,33 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
         drv.meta["invocations"] = [*old.get("meta", {}).get("invocations", []),
                                    *([{k: old["meta"][k] for k in ("date", "minutes", "jobs")}]
                                      if "minutes" in old.get("meta", {}) else [])]
+        drv.meta["reused_sources"] = old.get("meta", {}).get("reused_sources", {})
+        om = old.get("meta", {})
+        drv.meta["evohpo_sources"] = {**({om["evohpo_version"]: om["evohpo"]} if "evohpo_version" in om else {}),
+                                      **om.get("evohpo_sources", {}), **drv.meta["evohpo_sources"]}
         drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}; {stale} evohpo results of "
                 f"other evohpo sources and {rebuilt} results of since rebuilt (or removed) tables dropped (they "
                 f"run again)")
+    if getattr(args, "reuse", None):
+        reuse(drv, args.reuse, tasks, methods, seeds, caps)
 
     jobs: list[Job] = []
     for t in tasks:
         for m in methods:
-            todo = [s for s in seeds if (t.id, m, s) not in drv.results]
+            todo = [s for s in seeds if (t.id, m, s) not in drv.results and not capped(caps, m, t, s)]
             if not todo:
                 continue
+            reason = None if peers_py else peers_reason
+            if m == "optuna-cmaes" and any(spec[0] == "choice" for spec in drv.problems[t.key].space.values()):
+                reason = "CmaEsSampler samples categorical parameters at random"
             if m.startswith("evohpo:"):
                 jobs.append(Job(m, t, todo, True, evo_py))
             elif m == "propulate":
-                jobs.append(Job(m, t, todo, True, peers_py, None if peers_py else peers_reason))
-            elif m == "optuna":  # one process per seed: both lanes can share the slowest method
-                jobs += [Job(m, t, [s], False, peers_py, None if peers_py else peers_reason) for s in todo]
+                jobs.append(Job(m, t, todo, True, peers_py, reason))
+            elif m in ("optuna", "optuna-cmaes"):  # one process per seed: both lanes can share the slowest method
+                jobs += [Job(m, t, [s], False, peers_py, reason) for s in todo]
+            elif m == "cmaes-ipop":
+                jobs.append(Job(m, t, todo, False, peers_py, reason))
             else:
                 jobs.append(Job(m, t, todo, False))
     drv.say(f"{len(tasks)} problems x {len(methods)} methods x {args.seeds} seeds: {len(jobs)} jobs, "

@@ -1,6 +1,7 @@
-"""The optimizer adapters (evohpo, Propulate, Optuna TPE, random search) and the worker entry that runs one
-(method, problem) job's seeds inside mpiexec (or a plain subprocess for Optuna), printing one marked result line
-per seed. Standard library only at module level, as in :mod:`qualitybench.problems`.
+"""The optimizer adapters (evohpo, Propulate, Optuna TPE and CMA-ES, serial IPOP-CMA-ES from the cmaes package,
+random search) and the worker entry that runs one (method, problem) job's seeds inside mpiexec (or a plain
+subprocess for the serial peers), printing one marked result line per seed. Standard library only at module level,
+as in :mod:`qualitybench.problems`.
 """
 
 from __future__ import annotations
@@ -164,6 +165,96 @@ def _run_optuna(args: argparse.Namespace, problem: Problem) -> None:
         print(MARK + json.dumps(result_line(seed, [tracker.stats(time.perf_counter() - t0)])), flush=True)
 
 
+def optuna_cmaes_kwargs(version: str) -> dict[str, Any]:
+    """``CmaEsSampler`` keywords besides the seed: IPOP restarts where this Optuna still has them (before 4.4; from
+    4.4 ``restart_strategy`` is deprecated and ignored, so the sampler's defaults run, without restarts)."""
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return {}
+    return {"restart_strategy": "ipop"} if (major, minor) < (4, 4) else {}
+
+
+def _run_optuna_cmaes(args: argparse.Namespace, problem: Problem) -> None:
+    """Optuna's ``CmaEsSampler(seed=s)``: its defaults (x0 = the centre of the space, sigma0 = min range / 6), serial,
+    E trials; numeric spaces only (the driver marks problems with choices n/a)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    extra = optuna_cmaes_kwargs(optuna.__version__)
+
+    def suggest(trial: Any) -> dict[str, Any]:
+        p: dict[str, Any] = {}
+        for n, spec in problem.space.items():
+            if spec[0] == "float":
+                p[n] = trial.suggest_float(n, spec[1], spec[2], log=spec[3])
+            elif spec[0] == "int":
+                p[n] = trial.suggest_int(n, spec[1], spec[2])
+            else:
+                raise ValueError(f"{n}: CmaEsSampler samples categorical parameters independently (n/a)")
+        return p
+
+    for seed in _parse_seeds(args.seed_list):
+        tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
+        study = optuna.create_study(sampler=optuna.samplers.CmaEsSampler(seed=seed, **extra))
+        t0 = time.perf_counter()
+        study.optimize(lambda trial, tracker=tracker: tracker(suggest(trial)), n_trials=args.budget)
+        print(MARK + json.dumps(result_line(seed, [tracker.stats(time.perf_counter() - t0)])), flush=True)
+
+
+def unit_decoder(problem: Problem) -> Callable[[Any], dict[str, Any]]:
+    """A decoder from a point of the unit cube ``[0, 1]^d`` (one coordinate per parameter, in space order) to the
+    problem's params: floats linearly (log floats in log space), ints and choices by level ``min(k - 1, floor(u k))``
+    of their ``k`` values (choices in their listed order)."""
+    parts: list[Callable[[float], Any]] = []
+    for spec in problem.space.values():
+        if spec[0] == "float" and spec[3]:
+            lo, hi = math.log(spec[1]), math.log(spec[2])
+            parts.append(lambda u, lo=lo, hi=hi: math.exp(lo + u * (hi - lo)))
+        elif spec[0] == "float":
+            parts.append(lambda u, lo=float(spec[1]), hi=float(spec[2]): lo + u * (hi - lo))
+        else:
+            values = tuple(range(int(spec[1]), int(spec[2]) + 1)) if spec[0] == "int" else tuple(spec[1])
+            parts.append(lambda u, v=values: v[min(len(v) - 1, max(0, int(u * len(v))))])
+    names = list(problem.space)
+    return lambda x: {n: f(min(1.0, max(0.0, float(u)))) for n, f, u in zip(names, parts, x)}
+
+
+def _run_cmaes_ipop(args: argparse.Namespace, problem: Problem) -> None:
+    """Serial IPOP-CMA-ES from the cmaes package: ``cmaes.CMA`` on the unit cube (:func:`unit_decoder`; sigma 0.3,
+    i.e. 0.3 x each parameter's range), bounds [0, 1], mean a uniform random point, default population first; when
+    ``should_stop()``, a restart from a new uniform point with the population doubled; E evaluations in all (the
+    last generation may be cut short). Seeded: ``numpy.random.default_rng(s)`` draws the means and each CMA's seed."""
+    import numpy as np
+    from cmaes import CMA
+
+    dim = len(problem.space)
+    decode = unit_decoder(problem)
+    bounds = np.tile([0.0, 1.0], (dim, 1))
+    for seed in _parse_seeds(args.seed_list):
+        tracker = Tracker(problem.loss_at(seed), decode, problem.space)
+        rng = np.random.default_rng(seed)
+        popsize: int | None = None
+        restarts = -1
+        t0 = time.perf_counter()
+        while tracker.n < args.budget:
+            opt = CMA(mean=rng.uniform(0.0, 1.0, dim), sigma=0.3, bounds=bounds, seed=int(rng.integers(2**31)),
+                      population_size=popsize)
+            popsize, restarts = 2 * opt.population_size, restarts + 1  # the next restart's population
+            while tracker.n < args.budget and not opt.should_stop():
+                sols = []
+                for _ in range(opt.population_size):
+                    if tracker.n >= args.budget:
+                        break
+                    x = opt.ask()
+                    sols.append((x, tracker(x)))
+                if len(sols) < opt.population_size:
+                    break
+                opt.tell(sols)
+        rec = result_line(seed, [tracker.stats(time.perf_counter() - t0)])
+        print(MARK + json.dumps({**rec, "restarts": restarts, "popsize": opt.population_size}), flush=True)
+
+
 def random_search(problem: Problem, budget: int, seed: int) -> dict[str, Any]:
     """Plain uniform sampling; without replacement on a finite (all-choice) space."""
     rng = random.Random(seed)
@@ -199,9 +290,8 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """``--worker evohpo|propulate|optuna``: run the seeds of ``--seed-list`` on ``--problem``, one MARK line each."""
+    """``--worker evohpo|propulate|optuna|optuna-cmaes|cmaes-ipop``: run the seeds of ``--seed-list`` on
+    ``--problem``, one MARK line each."""
     problem = make_problem(args.problem)
-    if args.worker == "optuna":
-        _run_optuna(args, problem)
-    else:
-        _run_mpi(args, problem)
+    serial = {"optuna": _run_optuna, "optuna-cmaes": _run_optuna_cmaes, "cmaes-ipop": _run_cmaes_ipop}
+    serial.get(args.worker, _run_mpi)(args, problem)

@@ -31,6 +31,8 @@ def fmt(x: float | None) -> str:
         return "0"
     if abs(x) >= 1e4 or abs(x) < 1e-3:
         return f"{x:.2e}".replace("e-0", "e-").replace("e+0", "e+")
+    if abs(x) >= 999.5:  # 3 significant digits would read 1.23e+03
+        return f"{x:.0f}"
     return f"{x:.3g}"
 
 
@@ -65,7 +67,9 @@ def _ranks(values: dict[str, float]) -> dict[str, float]:
 SINGLE_RUN_NOTE = ("Single run (`table1:`): a configuration's value is one of its stored trainings, picked by a "
                    "hash of (seed, configuration), so a repeat returns the same value; the incumbent (lowest value "
                    "seen, first evaluated on ties) is scored by its mean over all the table's seeds. ")
-METHOD_NAMES = {"propulate": "Propulate 1.2.2", "optuna": "Optuna TPE", "random": "random"}
+METHOD_NAMES = {"propulate": "Propulate 1.2.2", "optuna": "Optuna TPE", "optuna-cmaes": "Optuna CMA-ES",
+                "cmaes-ipop": "IPOP-CMA-ES (cmaes)", "random": "random"}
+REFERENCES = ("propulate", "optuna", "optuna-cmaes", "cmaes-ipop")  # each evohpo column is compared with these
 
 
 def method_name(m: str) -> str:
@@ -111,13 +115,42 @@ def single_run_floor(table: Any, seeds: int) -> float:
     return statistics.median(regrets)
 
 
-def regret_table(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: list[str]) -> list[str]:
-    """Markdown rows: median [IQR] per method and task, then wins, mean rank and each evohpo column vs Propulate."""
+def versus(summ: dict[str, dict[str, Any]], tasks: list[Task], m: str, ref: str) -> list[int]:
+    """``[better, tie, worse]``: on how many of ``tasks`` the median of ``m`` is below / equal to / above that of
+    ``ref`` (as printed), over the tasks where both have results."""
+    out = [0, 0, 0]
+    for t in tasks:
+        a, b = summ[t.id][m]["median"], summ[t.id][ref]["median"]
+        if a != math.inf and b != math.inf:
+            out[(a == b) + 2 * (a > b)] += 1
+    return out
+
+
+def mean_ranks(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: list[str]) -> dict[str, float]:
+    """Mean over ``tasks`` of the rank (1 = best median) among ``methods``, each of which must have a result in
+    every one of the tasks."""
+    total = {m: 0.0 for m in methods}
+    for t in tasks:
+        for m, r in _ranks({m: summ[t.id][m]["median"] for m in methods}).items():
+            total[m] += r
+    return {m: total[m] / len(tasks) for m in methods} if tasks else {}
+
+
+def complete(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: list[str]) -> list[str]:
+    """The methods with a result in every one of ``tasks``."""
+    return [m for m in methods if all(summ[t.id][m]["regrets"] for t in tasks)]
+
+
+def regret_table(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: list[str],
+                 n_seeds: int | None = None) -> list[str]:
+    """Markdown rows: median [IQR] per method and task, then wins, mean rank and each evohpo column vs the
+    reference peers (Propulate, Optuna TPE and CMA-ES, IPOP-CMA-ES) present. A row's ranks are among the methods
+    with a result in it; a method's mean rank is over the rows it has (their count given when not all)."""
     lines = ["| problem | budget | " + " | ".join(method_name(m) for m in methods) + " |",
              "|---|---:|" + "---:|" * len(methods)]
     ranks_sum = {m: 0.0 for m in methods}
+    ranked = {m: 0 for m in methods}
     wins = {m: 0 for m in methods}
-    versus = {m: [0, 0, 0] for m in methods}  # better, tie, worse median than Propulate
     n_rows = 0
     for t in tasks:
         row = summ[t.id]
@@ -128,7 +161,7 @@ def regret_table(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: li
         for m in methods:
             c = row[m]
             if not c["regrets"]:
-                cells.append(f"n/a: {_short(c['why'])}")
+                cells.append(f"n/a: {_short(c['why'])}" if c["n"] else "not run")
                 continue
             q1, q2, q3 = c["q"]
             text = f"{fmt(q2)} [{fmt(q1)}, {fmt(q3)}]"
@@ -136,25 +169,66 @@ def regret_table(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: li
                 text = f"**{fmt(q2)}** [{fmt(q1)}, {fmt(q3)}]"
             if c["n_ok"] < c["n"]:
                 text += f" ({c['n_ok']}/{c['n']} ok: {_short(c['why'])})"
+            elif n_seeds is not None and c["n_ok"] != n_seeds:
+                text += f" ({c['n_ok']} seeds)"
             cells.append(text)
         lines.append(f"| {t.label} | {t.budget:,} | " + " | ".join(cells) + " |")
         if finite:
             n_rows += 1
-            for m, r in _ranks(medians).items():
+            for m, r in _ranks({m: v for m, v in medians.items() if v != math.inf}).items():
                 ranks_sum[m] += r
+                ranked[m] += 1
             for m in methods:
                 if medians[m] == best:
                     wins[m] += 1
-        prop = medians.get("propulate", math.inf)
-        for m in methods:
-            if m.startswith("evohpo:") and prop != math.inf and medians[m] != math.inf:
-                versus[m][(medians[m] == prop) + 2 * (medians[m] > prop)] += 1
     lines.append("| **wins** (ties count for each) | | " + " | ".join(str(wins[m]) for m in methods) + " |")
     lines.append("| **mean rank** (1 = best) | | " + " | ".join(
-        f"{ranks_sum[m] / n_rows:.2f}" if n_rows else "-" for m in methods) + " |")
-    if "propulate" in methods:
-        lines.append("| **vs Propulate**: better / tie / worse median | | " + " | ".join(
-            "/".join(map(str, versus[m])) if m.startswith("evohpo:") else "" for m in methods) + " |")
+        (f"{ranks_sum[m] / ranked[m]:.2f}" + ("" if ranked[m] == n_rows else f" ({ranked[m]} rows)"))
+        if ranked[m] else "-" for m in methods) + " |")
+    for ref in REFERENCES:
+        if ref in methods and any(summ[t.id][ref]["regrets"] for t in tasks):
+            lines.append(f"| **vs {method_name(ref)}**: better / tie / worse median | | " + " | ".join(
+                "/".join(map(str, versus(summ, tasks, m, ref))) if m.startswith("evohpo:") else "" for m in methods)
+                + " |")
+    lines.append("")
+    return lines
+
+
+GROUPS = (("continuous", "Continuous and mixed problems"), ("tables", "Tables (mean over seeds)"),
+          ("single", "Tables, single run"))
+
+
+def task_groups(tasks: list[Task]) -> dict[str, list[Task]]:
+    """The tasks by report section: continuous (and mixed), tables (mean), tables (single run)."""
+    return {"continuous": [t for t in tasks if table_key(t.key) is None],
+            "tables": [t for t in tasks if table_key(t.key) is not None and not is_single_run(t.key)],
+            "single": [t for t in tasks if is_single_run(t.key)]}
+
+
+def summary(summ: dict[str, dict[str, Any]], tasks: list[Task], methods: list[str]) -> list[str]:
+    """Bullet lines: per section, the mean rank among the methods run on all its problems, and each evohpo
+    strategy's better / tie / worse medians against each reference peer."""
+    evo = [m for m in methods if m.startswith("evohpo:")]
+    lines = ["## Summary", ""]
+    for key, title in GROUPS:
+        group = task_groups(tasks)[key]
+        if not group:
+            continue
+        full = complete(summ, group, methods)
+        ranks = mean_ranks(summ, group, full)
+        lines.append(f"- **{title}** ({len(group)} problems). Mean rank among the methods run on all of them "
+                     "(1 = best): " + ", ".join(f"{method_name(m)} {ranks[m]:.2f}"
+                                                for m in sorted(full, key=lambda m: ranks[m])) + ".")
+        for ref in REFERENCES:
+            if ref not in methods:
+                continue
+            have = [t for t in group if summ[t.id][ref]["regrets"]]
+            if not have:
+                continue
+            counts = {m: versus(summ, have, m, ref) for m in evo}
+            lines.append(f"  - vs {method_name(ref)} ({len(have)} problems{'' if len(have) == len(group) else ' run'}"
+                         "), evohpo's median better / tie / worse: " + ", ".join(
+                             f"{method_name(m)} {'/'.join(map(str, counts[m]))}" for m in evo) + ".")
     lines.append("")
     return lines
 
@@ -172,20 +246,52 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
               f"{meta['peers']}.", "",
               "Regret = best loss found - known minimum (tables: - the best mean validation error of the table). "
               f"Cell: median [25%, 75%] over seeds; **bold** = best median of the row. evohpo and Propulate: "
-              f"{RANKS} MPI ranks x budget/{RANKS} evaluations each; Optuna TPE serial; random = uniform sampling "
-              "(without replacement on tables). Every method gets exactly `budget` evaluations. "
-              + "See the docstring of bench/quality.py for each method's settings.", ""]
-    main = [t for t in tasks if not is_single_run(t.key)]
-    single = [t for t in tasks if is_single_run(t.key)]
-    if main:
-        lines += regret_table(summ, main, methods)
-    if single:
-        floors = {t.label: single_run_floor(make_problem(t.key).table, args.seeds) for t in single}
-        lines += ["## Tables, single run", "", SINGLE_RUN_NOTE + "Listed apart, with their own wins and ranks: "
-                  "their noise floor is high. Floor = the median regret of an exhaustive search (every configuration "
-                  "of the table once, the incumbent picked among the lowest values at random): "
-                  + ", ".join(f"{name} {fmt(v)}" for name, v in floors.items()) + ".", ""]
-        lines += regret_table(summ, single, methods)
+              f"{RANKS} MPI ranks x budget/{RANKS} evaluations each; Optuna TPE, Optuna CMA-ES and IPOP-CMA-ES "
+              "serial; random = uniform sampling (without replacement on tables). Every method gets exactly `budget` "
+              "evaluations. " + "See the docstring of bench/quality.py for each method's settings."
+              + (f" Optuna CMA-ES: `{meta['optuna_cmaes']}`." if "optuna-cmaes" in methods and "optuna_cmaes" in meta
+                 else ""), ""]
+    notes = []
+    if meta.get("caps"):
+        notes.append("Capped (`--cap`; cells outside read 'not run', cells with fewer seeds say how many): "
+                     + "; ".join(f"{method_name(m)}: {text}" for m, text in meta["caps"].items()) + ".")
+    reused: dict[tuple[str, str], int] = {}
+    for r in drv.results.values():
+        if r.get("reused_from") and r.get("method") in methods and f"{r['problem']}@{r['budget']}" in \
+                {t.id for t in tasks}:
+            reused[(r["reused_from"], r["method"])] = reused.get((r["reused_from"], r["method"]), 0) + 1
+    for src, peers in meta.get("reused_sources", {}).items():
+        counts = [f"{method_name(m)} {n}" for (s, m), n in sorted(reused.items()) if s == src]
+        if counts:
+            notes.append(f"Reused, not re-run (`--reuse`), from {src}, {peers}: seed results of "
+                         + ", ".join(counts) + ".")
+    by_version: dict[str, list[str]] = {}
+    for m in methods:
+        if m.startswith("evohpo:"):
+            for v in sorted({r.get("evohpo_version") for (_, mm, _), r in drv.results.items() if mm == m}):
+                by_version.setdefault(v, []).append(method_name(m))
+    if set(by_version) - {meta.get("evohpo_version")}:  # --keep-other-evohpo: columns of other evohpo sources
+        notes.append("evohpo columns by sources (`--resume --keep-other-evohpo`): " + "; ".join(
+            f"{', '.join(cols)}: {meta.get('evohpo_sources', {}).get(v, f'sources sha256 {v}')}"
+            for v, cols in by_version.items()) + ".")
+    if notes:
+        lines += [" ".join(notes), ""]
+    groups = task_groups(tasks)
+    if sum(1 for g in groups.values() if g) > 1:
+        lines += summary(summ, tasks, methods)
+    for key, title in GROUPS:
+        group = groups[key]
+        if not group:
+            continue
+        if key == "single":
+            floors = {t.label: single_run_floor(make_problem(t.key).table, args.seeds) for t in group}
+            lines += [f"## {title}", "", SINGLE_RUN_NOTE + "Listed apart, with their own wins and ranks: "
+                      "their noise floor is high. Floor = the median regret of an exhaustive search (every "
+                      "configuration of the table once, the incumbent picked among the lowest values at random): "
+                      + ", ".join(f"{name} {fmt(v)}" for name, v in floors.items()) + ".", ""]
+        elif groups["continuous"] and (groups["tables"] or groups["single"]):
+            lines += [f"## {title}", ""]
+        lines += regret_table(summ, group, methods, args.seeds)
 
     # wall time and evaluations
     lines += ["## Time and distinct evaluations", "",

@@ -20,6 +20,12 @@ CONTINUOUS: list[tuple[str, int]] = [
     ("birastrigin-10d", 500), ("quartic-10d", 500), ("step-10d", 500), ("himmelblau", 500),
     ("bukin", 500), ("leon", 500),
 ]
+# Rotated and ill-conditioned functions after BBOB (shifted optimum, [-5, 5]^d), 5-D at 1,000 and 20-D at 2,000
+# evaluations: ``--problems continuous2`` (not in the default run: Optuna's serial samplers take minutes per seed
+# at these budgets).
+BBOB_NAMES = ("ellipsoid", "rot-ellipsoid", "discus", "bent-cigar", "sharp-ridge", "diff-powers", "rot-rastrigin",
+              "schaffer-f7")
+CONTINUOUS2: list[tuple[str, int]] = [(f"{n}-{d}d", b) for d, b in ((5, 1000), (20, 2000)) for n in BBOB_NAMES]
 MIXED: list[tuple[str, int]] = [("mixed-6d", 200), ("mixed-6d", 500)]
 TABLE_BUDGETS = (100, 240)  # table:NAME@40 etc. on request
 QUICK: list[tuple[str, int]] = [("sphere-5d", 500), ("rastrigin-5d", 500), ("himmelblau", 500), ("mixed-6d", 200)]
@@ -59,9 +65,11 @@ def default_tasks(quick: bool) -> list[Task]:
 
 def select_tasks(spec: str | None, quick: bool) -> list[Task]:
     """``--problems``: comma list of ``KEY`` (its default budgets), ``KEY@BUDGET``, globs, ``tables`` (mean and
-    single-run rows), ``continuous``; ``table:NAME`` or ``table:PATH.json`` for a table (mean over its seeds),
-    ``table1:NAME|PATH`` for its single-run form."""
-    defaults = default_tasks(quick) + (default_tasks(False) if quick else [])
+    single-run rows), ``continuous``, ``continuous2`` (the rotated / ill-conditioned set, also found by name and
+    glob); ``table:NAME`` or ``table:PATH.json`` for a table (mean over its seeds), ``table1:NAME|PATH`` for its
+    single-run form."""
+    defaults = (default_tasks(quick) + (default_tasks(False) if quick else [])
+                + [Task(k, b) for k, b in CONTINUOUS2])
     if not spec:
         return default_tasks(quick)
     out: list[Task] = []
@@ -71,6 +79,8 @@ def select_tasks(spec: str | None, quick: bool) -> list[Task]:
             found = [t for t in default_tasks(False) if table_key(t.key) is not None]
         elif key == "continuous":
             found = [Task(k, b) for k, b in CONTINUOUS]
+        elif key == "continuous2":
+            found = [Task(k, b) for k, b in CONTINUOUS2]
         else:
             found = [t for t in defaults if fnmatch.fnmatch(t.key, key) or fnmatch.fnmatch(t.label, key)]
         if budget:
@@ -80,7 +90,7 @@ def select_tasks(spec: str | None, quick: bool) -> list[Task]:
             found = [Task(key, b) for b in (QUICK_TABLE_BUDGETS if quick else TABLE_BUDGETS)]
         if not found:
             raise SystemExit(f"--problems: nothing matches {item!r}; known: "
-                             f"{', '.join(sorted({t.key for t in default_tasks(False)}))}")
+                             f"{', '.join(sorted({t.key for t in default_tasks(False)} | dict(CONTINUOUS2).keys()))}")
         for t in found:
             t = Task(t.key, RANKS * (t.budget // RANKS))
             if all(t.id != o.id for o in out):

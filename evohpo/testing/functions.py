@@ -35,12 +35,41 @@ Definitions (``d`` is the dimension, sums run over ``i = 1..d``):
   Propulate uses [-10, 10]^2, which has the same minimum by symmetry), min about -0.6736675 at
   (1.3932491, 0) and (0, 1.3932491); defined as 0 at the origin (its limit).
 - ``leon`` (2-D): ``100 (y - x^3)^2 + (1 - x)^2`` on [-1.2, 1.2]^2, min 0 at (1, 1).
+
+Rotated and ill-conditioned functions, after the BBOB noiseless suite (Hansen et al., "Real-parameter
+black-box optimization benchmarking 2009: noiseless functions definitions", f2 and f10 to f15, f17), all on
+[-5, 5]^d with minimum 0 (BBOB's ``f_opt`` is left out) at a shifted minimizer ``x_opt``, and all needing
+``d >= 2``. Notation: ``y = x - x_opt``; ``R`` and ``Q`` are fixed orthogonal matrices; ``Lambda^a`` is the
+diagonal matrix with entries ``a^((i - 1) / (2 (d - 1)))``; ``T_osz`` is BBOB's oscillation transform
+(``sign(t) exp(t^ + 0.049 (sin(c1 t^) + sin(c2 t^)))`` with ``t^ = log|t|``, ``(c1, c2) = (10, 7.9)`` for
+``t > 0`` and ``(5.5, 3.1)`` otherwise, 0 at 0) and ``T_asy^b`` its asymmetry transform (``t_i`` becomes
+``t_i^(1 + b (i - 1) / (d - 1) sqrt(t_i))`` where ``t_i > 0``). Both transforms are strictly increasing with
+``T(0) = 0``, so every function below is 0 at ``x_opt`` and positive everywhere else.
+
+- ``ellipsoid`` (f2, separable): ``z = T_osz(y)``, ``sum 1e6^((i - 1) / (d - 1)) z_i^2`` (condition 1e6).
+- ``rot-ellipsoid`` (f10): the same with ``z = T_osz(R y)``.
+- ``discus`` (f11): ``z = T_osz(R y)``, ``1e6 z_1^2 + sum_{i>1} z_i^2``.
+- ``bent-cigar`` (f12): ``z = R T_asy^0.5(R y)``, ``z_1^2 + 1e6 sum_{i>1} z_i^2``.
+- ``sharp-ridge`` (f13): ``z = Q Lambda^10 R y``, ``z_1^2 + 100 sqrt(sum_{i>1} z_i^2)``.
+- ``diff-powers`` (f14): ``z = R y``, ``sqrt(sum |z_i|^(2 + 4 (i - 1) / (d - 1)))``.
+- ``rot-rastrigin`` (f15): ``z = R Lambda^10 Q T_asy^0.2(T_osz(R y))``, ``10 (d - sum cos(2 pi z_i)) + |z|^2``.
+- ``schaffer-f7`` (f17): ``z = Lambda^10 Q T_asy^0.5(R y)``, ``s_i = sqrt(z_i^2 + z_{i+1}^2)``,
+  ``(mean_{i<d} (sqrt(s_i) + sqrt(s_i) sin^2(50 s_i^0.2)))^2 + 10 sum max(0, |x_i| - 5)^2`` (the boundary
+  penalty is 0 inside the box).
+
+``x_opt`` (:func:`shift`) is uniform in [-4, 4]^d and ``R``, ``Q`` (:func:`rotation`) are the ``Q`` factors of
+the QR decomposition of a standard normal matrix, sign-corrected (Haar-distributed); all are drawn from
+``numpy.random.default_rng([crc32(name), d, k])``, so they are the same on every call, process and machine,
+differ between functions and dimensions, and are computed once per (function, dimension). Names accept
+``_`` for ``-`` (``get("rot_ellipsoid", 5)``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,10 +82,14 @@ __all__ = [
     "NAMES",
     "Problem",
     "ackley",
+    "bent_cigar",
     "birastrigin",
     "bisphere",
     "bukin",
+    "diff_powers",
+    "discus",
     "eggcrate",
+    "ellipsoid",
     "get",
     "griewank",
     "himmelblau",
@@ -65,7 +98,13 @@ __all__ = [
     "quartic",
     "rastrigin",
     "rosenbrock",
+    "rot_ellipsoid",
+    "rot_rastrigin",
+    "rotation",
+    "schaffer_f7",
     "schwefel",
+    "sharp_ridge",
+    "shift",
     "sphere",
     "step",
 ]
@@ -243,6 +282,136 @@ def leon(x: np.ndarray) -> float:
     return 100.0 * (b - a**3) ** 2 + (1.0 - a) ** 2
 
 
+# -- rotated and ill-conditioned functions (BBOB style) ----------------------------------------------------
+
+SHIFT_RANGE = 4.0  # x_opt is uniform in [-4, 4]^d, inside the [-5, 5]^d box
+BBOB_BOUND = 5.0
+
+
+def _rng(name: str, dim: int, k: int) -> np.random.Generator:
+    """The generator of stream ``k`` of function ``name`` in ``dim`` dimensions (crc32: stable across processes)."""
+    return np.random.default_rng([zlib.crc32(name.encode()), dim, k])
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@functools.cache
+def shift(name: str, dim: int) -> np.ndarray:
+    """The minimizer ``x_opt`` of the shifted function ``name`` in ``dim`` dimensions (read-only, cached)."""
+    return _frozen(_rng(name, dim, 0).uniform(-SHIFT_RANGE, SHIFT_RANGE, dim))
+
+
+@functools.cache
+def rotation(name: str, dim: int, k: int = 1) -> np.ndarray:
+    """Fixed orthogonal matrix ``k`` (1: ``R``, 2: ``Q``) of function ``name`` in ``dim`` dimensions: the Q factor of
+    a seeded standard normal matrix, columns' signs fixed so that R's diagonal is positive (read-only, cached)."""
+    q, r = np.linalg.qr(_rng(name, dim, k).standard_normal((dim, dim)))
+    return _frozen(q * np.sign(np.diag(r)))
+
+
+@functools.cache
+def _powers(dim: int) -> np.ndarray:
+    """``(i - 1) / (d - 1)`` for ``i = 1..d``."""
+    return _frozen(np.arange(dim) / (dim - 1))
+
+
+def _lam(alpha: float, dim: int) -> np.ndarray:
+    """The diagonal of BBOB's ``Lambda^alpha``: ``alpha^((i - 1) / (2 (d - 1)))``."""
+    return alpha ** (0.5 * _powers(dim))
+
+
+def _tosz(t: np.ndarray) -> np.ndarray:
+    """BBOB's oscillation transform, elementwise; strictly increasing, 0 at 0, +-1 at +-1."""
+    a = np.abs(t)
+    th = np.log(a, out=np.zeros_like(a), where=a > 0)
+    pos = t > 0
+    c1 = np.where(pos, 10.0, 5.5)
+    c2 = np.where(pos, 7.9, 3.1)
+    return np.sign(t) * np.exp(th + 0.049 * (np.sin(c1 * th) + np.sin(c2 * th)))
+
+
+def _tasy(t: np.ndarray, beta: float) -> np.ndarray:
+    """BBOB's asymmetry transform: ``t_i^(1 + beta (i - 1) / (d - 1) sqrt(t_i))`` where ``t_i > 0``, else ``t_i``."""
+    pos = np.maximum(t, 0.0)
+    return np.where(t > 0, pos ** (1.0 + beta * _powers(t.size) * np.sqrt(pos)), t)
+
+
+def _y(x: np.ndarray, name: str) -> np.ndarray:
+    """``x - x_opt`` of function ``name``, checking ``d >= 2``."""
+    v = _vec(x)
+    if v.size < 2:
+        raise ValueError(f"{name} needs dim >= 2, got dim={v.size}")
+    return v - shift(name, v.size)
+
+
+def ellipsoid(x: np.ndarray) -> float:
+    """Separable ellipsoid (BBOB f2): ``sum 1e6^((i - 1) / (d - 1)) T_osz(y)_i^2``."""
+    z = _tosz(_y(x, "ellipsoid"))
+    return float(np.sum(1e6 ** _powers(z.size) * z**2))
+
+
+def rot_ellipsoid(x: np.ndarray) -> float:
+    """Rotated ellipsoid (BBOB f10): the ellipsoid of ``T_osz(R y)``."""
+    y = _y(x, "rot-ellipsoid")
+    z = _tosz(rotation("rot-ellipsoid", y.size, 1) @ y)
+    return float(np.sum(1e6 ** _powers(z.size) * z**2))
+
+
+def discus(x: np.ndarray) -> float:
+    """Discus (BBOB f11): ``1e6 z_1^2 + sum_{i>1} z_i^2``, ``z = T_osz(R y)``."""
+    y = _y(x, "discus")
+    z = _tosz(rotation("discus", y.size, 1) @ y)
+    return float(1e6 * z[0] ** 2 + np.sum(z[1:] ** 2))
+
+
+def bent_cigar(x: np.ndarray) -> float:
+    """Bent cigar (BBOB f12): ``z_1^2 + 1e6 sum_{i>1} z_i^2``, ``z = R T_asy^0.5(R y)``."""
+    y = _y(x, "bent-cigar")
+    r = rotation("bent-cigar", y.size, 1)
+    z = r @ _tasy(r @ y, 0.5)
+    return float(z[0] ** 2 + 1e6 * np.sum(z[1:] ** 2))
+
+
+def sharp_ridge(x: np.ndarray) -> float:
+    """Sharp ridge (BBOB f13): ``z_1^2 + 100 sqrt(sum_{i>1} z_i^2)``, ``z = Q Lambda^10 R y``."""
+    y = _y(x, "sharp-ridge")
+    n = y.size
+    z = rotation("sharp-ridge", n, 2) @ (_lam(10.0, n) * (rotation("sharp-ridge", n, 1) @ y))
+    return float(z[0] ** 2 + 100.0 * math.sqrt(float(np.sum(z[1:] ** 2))))
+
+
+def diff_powers(x: np.ndarray) -> float:
+    """Different powers (BBOB f14): ``sqrt(sum |z_i|^(2 + 4 (i - 1) / (d - 1)))``, ``z = R y``."""
+    y = _y(x, "diff-powers")
+    z = rotation("diff-powers", y.size, 1) @ y
+    return float(math.sqrt(float(np.sum(np.abs(z) ** (2.0 + 4.0 * _powers(z.size))))))
+
+
+def rot_rastrigin(x: np.ndarray) -> float:
+    """Rotated Rastrigin (BBOB f15): ``10 (d - sum cos(2 pi z_i)) + |z|^2``,
+    ``z = R Lambda^10 Q T_asy^0.2(T_osz(R y))``."""
+    y = _y(x, "rot-rastrigin")
+    n = y.size
+    r, q = rotation("rot-rastrigin", n, 1), rotation("rot-rastrigin", n, 2)
+    z = r @ (_lam(10.0, n) * (q @ _tasy(_tosz(r @ y), 0.2)))
+    return float(10.0 * (n - np.sum(np.cos(2.0 * np.pi * z))) + np.sum(z**2))
+
+
+def schaffer_f7(x: np.ndarray) -> float:
+    """Schaffer's F7 (BBOB f17, condition 10): ``(mean (sqrt(s_i) + sqrt(s_i) sin^2(50 s_i^0.2)))^2`` plus the boundary
+    penalty ``10 sum max(0, |x_i| - 5)^2``, ``s_i = sqrt(z_i^2 + z_{i+1}^2)``, ``z = Lambda^10 Q T_asy^0.5(R y)``."""
+    y = _y(x, "schaffer-f7")
+    n = y.size
+    z = _lam(10.0, n) * (rotation("schaffer-f7", n, 2) @ _tasy(rotation("schaffer-f7", n, 1) @ y, 0.5))
+    s = np.sqrt(z[:-1] ** 2 + z[1:] ** 2)
+    root = np.sqrt(s)
+    pen = float(np.sum(np.maximum(0.0, np.abs(_vec(x)) - BBOB_BOUND) ** 2))
+    return float(np.mean(root + root * np.sin(50.0 * s**0.2) ** 2) ** 2 + 10.0 * pen)
+
+
 @dataclass(frozen=True)
 class _Spec:
     """Static description of one test function, before a dimension is chosen."""
@@ -253,6 +422,7 @@ class _Spec:
     argmin: tuple[float, ...]  # per dimension if fixed_dim, else one value repeated
     fixed_dim: int | None = None
     min_dim: int = 1
+    shifted: str | None = None  # the minimizer is shift(shifted, dim), not argmin repeated
 
 
 def _scalable(
@@ -290,6 +460,23 @@ _SPECS: dict[str, _Spec] = {
     "leon": _fixed2(leon, ((-1.2, 1.2), (-1.2, 1.2)), (1.0, 1.0)),
 }
 
+
+def _bbob(name: str, fn: Callable[[np.ndarray], float]) -> _Spec:
+    """Describe a shifted BBOB-style function on [-5, 5]^d, min 0 at ``shift(name, d)``, ``d >= 2``."""
+    return _Spec(fn, ((-BBOB_BOUND, BBOB_BOUND),), 0.0, (), None, 2, name)
+
+
+_SPECS.update({
+    "ellipsoid": _bbob("ellipsoid", ellipsoid),
+    "rot-ellipsoid": _bbob("rot-ellipsoid", rot_ellipsoid),
+    "discus": _bbob("discus", discus),
+    "bent-cigar": _bbob("bent-cigar", bent_cigar),
+    "sharp-ridge": _bbob("sharp-ridge", sharp_ridge),
+    "diff-powers": _bbob("diff-powers", diff_powers),
+    "rot-rastrigin": _bbob("rot-rastrigin", rot_rastrigin),
+    "schaffer-f7": _bbob("schaffer-f7", schaffer_f7),
+})
+
 NAMES: tuple[str, ...] = tuple(_SPECS)
 
 DEFAULT_DIM = 2
@@ -297,7 +484,7 @@ DEFAULT_DIM = 2
 
 def get(name: str, dim: int | None = None) -> Problem:
     """Return the named test problem in ``dim`` dimensions (default 2, or the function's fixed dimension)."""
-    key = name.strip().lower() if isinstance(name, str) else name
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
     if key not in _SPECS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(NAMES)}")
     spec = _SPECS[key]
@@ -320,5 +507,8 @@ def get(name: str, dim: int | None = None) -> Problem:
             raise ValueError(f"{key} needs dim >= {spec.min_dim}, got dim={n}")
     reps = 1 if spec.fixed_dim is not None else n
     bounds = tuple((float(lo), float(hi)) for lo, hi in spec.bounds) * reps
-    argmin = tuple(float(a) for a in spec.argmin) * reps
+    if spec.shifted is not None:
+        argmin = tuple(float(a) for a in shift(spec.shifted, n))
+    else:
+        argmin = tuple(float(a) for a in spec.argmin) * reps
     return Problem(name=key, dim=n, bounds=bounds, minimum=float(spec.minimum), argmin=argmin, fn=spec.fn)
