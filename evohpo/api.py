@@ -14,13 +14,13 @@ from .core.individual import Individual
 from .core.migration import IslandLayout, MigrationPolicy, topology_matrix
 from .core.propagators import BreedFn, Propagator
 from .core.space import Space
-from .core.strategies import make_propagator
+from .core.strategies import DEFAULT, make_propagator
 from .journal.directory import search_meta
 from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
 from .parallel.result import SearchResult
-from .parallel.resume import apply_plan, open_checkpoint
+from .parallel.resume import apply_plan, open_checkpoint, stored_strategy
 from .parallel.signals import StopSignals
 from .parallel.transport import as_transport
 from .parallel.worker import Worker
@@ -60,12 +60,11 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
 
     Args:
         comm: an MPI communicator (default COMM_WORLD; one process without mpirun works too) or a Transport.
-        generations: evaluations per worker (as in Propulate: each worker runs this many, however fast it is);
-            ``max_evaluations``: in total, shared so that fast workers take over from slow ones;
-            ``time_limit``: seconds of wall time after which no evaluation starts. At least one budget is needed.
+        generations: evaluations per worker (Propulate's meaning); ``max_evaluations``: in total, shared so that
+            fast workers take over from slow ones; ``time_limit``: seconds after which no evaluation starts.
         pop_size: breeding pool per island (default max(8, 2 x island workers)); ``migration_prob``: chance
             per island per evaluation that emigrants leave; ``pollinate`` sends copies.
-        propagator: a name of ``core.strategies.STRATEGIES`` ("ga" by default), a ``Propagator`` or a function.
+        propagator: a name of ``core.strategies.STRATEGIES`` ("ga+cmaes" by default), a ``Propagator`` or a function.
         checkpoint: the per-rank journals' directory, resumed unless ``resume=False`` (old files to a backup).
         on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank;
             ``callbacks``: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
@@ -82,10 +81,11 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         layout = IslandLayout.make(size, islands, island_sizes)
         policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
                                  emigrant_selection, pollinate)
+        propagator = _strategy(propagator, checkpoint, resume, transport)
         evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
         directory = plan = None
         if checkpoint is not None:
-            meta = search_meta(space.describe(), list(layout.sizes), size)
+            meta = search_meta(space.describe(), list(layout.sizes), size, propagator)
             directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
             if plan is not None:
                 apply_plan(plan, evolver, policy, seed)
@@ -106,6 +106,13 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
                 transport.free()
     _log_done(result, checkpoint, rank)
     return result
+
+
+def _strategy(propagator: Any, checkpoint: Any, resume: bool, transport: Any) -> Any:
+    """The strategy asked for; else the one of the search a resume continues; else the default."""
+    if propagator is not None:
+        return propagator
+    return (stored_strategy(str(checkpoint), resume, transport) if checkpoint is not None else None) or DEFAULT
 
 
 def _evolver(space: Space, propagator: Any, pop_size: int | None, layout: IslandLayout, rank: int, size: int,

@@ -120,7 +120,8 @@ def test_every_named_strategy_builds_and_unknown_names_are_listed() -> None:
         prop = make_propagator(name, SPACE, 8, worker=1, workers=3)
         assert isinstance(prop, Propagator) and prop([], rng)
     assert make_propagator("grid", SPACE, 8, worker=1, workers=3).cursor == 1  # the grid is split by worker
-    assert isinstance(make_propagator(None, SPACE, 8), Conditional)  # the default: the GA
+    default = make_propagator(None, SPACE, 8)  # the default: the GA and CMA-ES
+    assert isinstance(default, Portfolio) and [type(s).__name__ for s in default.strategies] == ["Conditional", "CMAES"]
     with pytest.raises(ValueError, match=r"propagator='gaa' must be one of \('ga', 'plain-ga'"):
         make_propagator("gaa", SPACE, 8)
 

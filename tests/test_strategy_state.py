@@ -33,3 +33,18 @@ def test_a_strategys_state_round_trips_through_the_journal(name: str, tmp_path) 
         assert saved, f"{name} wrote no state"
     r = evohpo.optimize(loss, SPACE, generations=60, **kw)
     assert (r.resumed, r.n_evaluations, r.reason) == (40, 20, "budget reached")
+
+
+def test_a_resumed_search_keeps_its_strategy_unless_told_otherwise(tmp_path) -> None:
+    kw = {"seed": 1, "comm": None, "checkpoint": tmp_path, "progress_interval": 1e9}
+    evohpo.optimize(loss, SPACE, generations=20, propagator="pso", **kw)
+    evohpo.optimize(loss, SPACE, generations=30, **kw)  # no propagator given: the search's own
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["strategy"] == "pso"
+    states = [r for r in read_records(tmp_path) if r["ev"] == "state"]
+    assert set(states[-1]["propagator"]) == set(make_propagator("pso", Space(SPACE), 8).state_dict())
+    evohpo.optimize(loss, SPACE, generations=40, propagator="random", **kw)  # told otherwise
+    assert json.loads((tmp_path / "meta.json").read_text())["strategy"] == "random"
+    fresh = tmp_path / "fresh"
+    evohpo.optimize(loss, SPACE, generations=5, seed=1, comm=None, checkpoint=fresh)
+    assert json.loads((fresh / "meta.json").read_text())["strategy"] == "ga+cmaes"  # the default

@@ -24,6 +24,8 @@ class Evolver:
     """Breeds configurations from an island's population; ``ask`` a candidate, ``tell`` its loss.
 
     Args:
+        propagator: the breeding strategy (default: the GA, ``default_propagator``; ``optimize`` picks its own
+            default from ``core.strategies``).
         pop_size: size of the breeding population (the best of the island).
         pool_size: how many of the best are handed to the propagator (default: what the propagator asks for,
             ``Propagator.pool_size``, else pop_size; never fewer than pop_size).

@@ -79,12 +79,12 @@ def _grid(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
 STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": _adaptive, "guided": _guided,
                                   "cmaes": _cmaes, "ga+cmaes": _ga_cmaes, "pso": _pso, "nelder-mead": _nelder_mead,
                                   "random": _random, "grid": _grid}
-DEFAULT = "ga"
+DEFAULT = "ga+cmaes"  # bench/results/quality-continuous.md: the most robust on 30 continuous and 24 table problems
 
 
 def make_propagator(strategy: str | Propagator | BreedFn | None, space: Space, pop_size: int, worker: int = 0,
                     workers: int = 1) -> Propagator:
-    """The propagator of ``worker`` (of ``workers``): a strategy by name (None: "ga"), or one given as a
+    """The propagator of ``worker`` (of ``workers``): a strategy by name (None: ``DEFAULT``), or one given as a
     Propagator or a function ``prop(parents, rng) -> offspring``.
 
     See the README's quality table for how the named strategies compare.

@@ -243,6 +243,8 @@ class CheckpointDirectory:
         self.close()
 
 
-def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int) -> dict[str, Any]:
-    """What meta.json says of a search: the format, the space's description, the island sizes and the ranks."""
-    return {"format": FORMAT, "space": dict(space), "islands": list(islands), "ranks": ranks}
+def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int, strategy: Any = None) -> dict[str, Any]:
+    """What meta.json says of a search: the format, the space's description, the island sizes, the ranks and
+    the strategy's name (None for one given as an object)."""
+    return {"format": FORMAT, "space": dict(space), "islands": list(islands), "ranks": ranks,
+            "strategy": strategy if isinstance(strategy, str) else None}

@@ -14,6 +14,8 @@ from ..core.evolver import Evolver
 from ..core.migration import IslandLayout, MigrationPolicy
 from ..journal import records
 from ..journal.directory import CheckpointDirectory
+from ..journal.files import journal_files
+from ..journal.reader import read_meta
 from ..journal.restore import RankPlan, plan, restore
 from .transport import Transport
 
@@ -47,6 +49,22 @@ def open_checkpoint(path: str, meta: Mapping[str, Any], resume: bool, transport:
         directory.close()  # a later search in this process must be able to take the lock
         raise
     return directory, mine
+
+
+def stored_strategy(path: str, resume: bool, transport: Transport) -> str | None:
+    """The named strategy of the search a resume continues (a collective), None when nothing is resumed.
+
+    Searches written before meta.json recorded it ran the GA, the default then.
+    """
+    name = None
+    if transport.rank == 0 and resume:
+        try:
+            if journal_files(path):
+                meta = read_meta(path) or {}
+                name = meta.get("strategy", "ga")
+        except (OSError, ValueError):
+            name = None  # the checkpoint is refused later, with its reason
+    return transport.allgather(name)[0]
 
 
 def apply_plan(rank_plan: RankPlan, evolver: Evolver, policy: MigrationPolicy, seed: int) -> None:
