@@ -112,6 +112,7 @@ def test_the_pool_a_propagator_asks_for_is_what_the_evolver_hands_it() -> None:
     assert Evolver(SPACE, Counting(), pop_size=8).pool_size == 8
     assert Evolver(SPACE, ModelGuided(SPACE, 8), pop_size=8).pool_size == 64
     assert Evolver(SPACE, ModelGuided(SPACE, 8, pool_size=4), pop_size=8).pool_size == 8  # never below pop_size
+    assert Evolver(SPACE, Compose(ModelGuided(SPACE, 8)), pop_size=8).pool_size == 64  # asked for by a part
 
 
 def test_every_named_strategy_builds_and_unknown_names_are_listed() -> None:

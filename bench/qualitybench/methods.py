@@ -139,30 +139,42 @@ def _run_mpi(args: argparse.Namespace, problem: Problem) -> None:
         comm.Barrier()
 
 
+def _suggest(trial: Any, problem: Problem, choices: bool = True) -> dict[str, Any]:
+    """The params of one Optuna trial in the problem's space: floats (log-aware), ints, ordered numeric choices as
+    a level index, other choices as categorical (``choices=False``: refused, for samplers that would sample them
+    independently)."""
+    p: dict[str, Any] = {}
+    for n, spec in problem.space.items():
+        if spec[0] == "float":
+            p[n] = trial.suggest_float(n, spec[1], spec[2], log=spec[3])
+        elif spec[0] == "int":
+            p[n] = trial.suggest_int(n, spec[1], spec[2])
+        elif not choices:
+            raise ValueError(f"{n}: CmaEsSampler samples categorical parameters independently (n/a)")
+        elif ordered(spec[1]):
+            p[n] = spec[1][trial.suggest_int(n, 0, len(spec[1]) - 1)]
+        else:
+            p[n] = trial.suggest_categorical(n, list(spec[1]))
+    return p
+
+
+def _run_study(args: argparse.Namespace, problem: Problem, sampler: Callable[[int], Any], choices: bool) -> None:
+    """One serial Optuna study per seed, ``sampler(seed)`` its sampler; one marked result line each."""
+    import optuna
+
+    for seed in _parse_seeds(args.seed_list):
+        tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
+        study = optuna.create_study(sampler=sampler(seed))
+        t0 = time.perf_counter()
+        study.optimize(lambda trial, tracker=tracker: tracker(_suggest(trial, problem, choices)), n_trials=args.budget)
+        print(MARK + json.dumps(result_line(seed, [tracker.stats(time.perf_counter() - t0)])), flush=True)
+
+
 def _run_optuna(args: argparse.Namespace, problem: Problem) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    def suggest(trial: Any) -> dict[str, Any]:
-        p: dict[str, Any] = {}
-        for n, spec in problem.space.items():
-            if spec[0] == "float":
-                p[n] = trial.suggest_float(n, spec[1], spec[2], log=spec[3])
-            elif spec[0] == "int":
-                p[n] = trial.suggest_int(n, spec[1], spec[2])
-            elif ordered(spec[1]):
-                p[n] = spec[1][trial.suggest_int(n, 0, len(spec[1]) - 1)]
-            else:
-                p[n] = trial.suggest_categorical(n, list(spec[1]))
-        return p
-
-    for seed in _parse_seeds(args.seed_list):
-        tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
-        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
-        t0 = time.perf_counter()
-        study.optimize(lambda trial, tracker=tracker: tracker(suggest(trial)), n_trials=args.budget)
-        print(MARK + json.dumps(result_line(seed, [tracker.stats(time.perf_counter() - t0)])), flush=True)
+    _run_study(args, problem, lambda seed: optuna.samplers.TPESampler(seed=seed), choices=True)
 
 
 def optuna_cmaes_kwargs(version: str) -> dict[str, Any]:
@@ -182,24 +194,7 @@ def _run_optuna_cmaes(args: argparse.Namespace, problem: Problem) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     extra = optuna_cmaes_kwargs(optuna.__version__)
-
-    def suggest(trial: Any) -> dict[str, Any]:
-        p: dict[str, Any] = {}
-        for n, spec in problem.space.items():
-            if spec[0] == "float":
-                p[n] = trial.suggest_float(n, spec[1], spec[2], log=spec[3])
-            elif spec[0] == "int":
-                p[n] = trial.suggest_int(n, spec[1], spec[2])
-            else:
-                raise ValueError(f"{n}: CmaEsSampler samples categorical parameters independently (n/a)")
-        return p
-
-    for seed in _parse_seeds(args.seed_list):
-        tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
-        study = optuna.create_study(sampler=optuna.samplers.CmaEsSampler(seed=seed, **extra))
-        t0 = time.perf_counter()
-        study.optimize(lambda trial, tracker=tracker: tracker(suggest(trial)), n_trials=args.budget)
-        print(MARK + json.dumps(result_line(seed, [tracker.stats(time.perf_counter() - t0)])), flush=True)
+    _run_study(args, problem, lambda seed: optuna.samplers.CmaEsSampler(seed=seed, **extra), choices=False)
 
 
 def unit_decoder(problem: Problem) -> Callable[[Any], dict[str, Any]]:

@@ -247,7 +247,36 @@ class GridSearch(Propagator):
 # --- combinators --------------------------------------------------------------------------------------------
 
 
-class Compose(Propagator):
+class Combinator(Propagator):
+    """A propagator made of others (``parts``): every hook reaches every part, the state is the parts' states by
+    key, and the pool is the largest any part asks for."""
+
+    def parts(self) -> dict[str, Propagator]:
+        raise NotImplementedError(f"{type(self).__name__} must implement parts()")
+
+    @property
+    def pool_size(self) -> int | None:  # type: ignore[override]
+        sizes = [p.pool_size for p in self.parts().values() if p.pool_size is not None]
+        return max(sizes) if sizes else None
+
+    def feedback(self, params: Params, success: bool) -> None:
+        for part in self.parts().values():
+            part.feedback(params, success)
+
+    def observe(self, individual: Individual) -> None:
+        for part in self.parts().values():
+            part.observe(individual)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: st for k, p in self.parts().items() if (st := p.state_dict())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, p in self.parts().items():
+            if k in state:
+                p.load_state_dict(state[k])
+
+
+class Compose(Combinator):
     """Apply propagators one after another."""
 
     def __init__(self, *steps: Propagator | BreedFn) -> None:
@@ -261,22 +290,11 @@ class Compose(Propagator):
             out = step(out, rng)
         return out
 
-    def feedback(self, params: Params, success: bool) -> None:
-        for step in self.steps:
-            step.feedback(params, success)
-
-    def observe(self, individual: Individual) -> None:
-        for step in self.steps:
-            step.observe(individual)
-
-    def state_dict(self) -> dict[str, Any]:
-        return _states({str(i): s for i, s in enumerate(self.steps)})
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        _load_states({str(i): s for i, s in enumerate(self.steps)}, state)
+    def parts(self) -> dict[str, Propagator]:
+        return {str(i): s for i, s in enumerate(self.steps)}
 
 
-class Conditional(Propagator):
+class Conditional(Combinator):
     """``then`` once the pool holds ``pop_size`` configurations, ``otherwise`` before that."""
 
     def __init__(self, pop_size: int, then: Propagator | BreedFn, otherwise: Propagator | BreedFn) -> None:
@@ -286,30 +304,8 @@ class Conditional(Propagator):
     def __call__(self, pool: Sequence[Params], rng: np.random.Generator) -> list[Params]:
         return (self.then if len(pool) >= self.pop_size else self.otherwise)(pool, rng)
 
-    def feedback(self, params: Params, success: bool) -> None:
-        self.then.feedback(params, success)
-        self.otherwise.feedback(params, success)
-
-    def observe(self, individual: Individual) -> None:
-        self.then.observe(individual)
-        self.otherwise.observe(individual)
-
-    def state_dict(self) -> dict[str, Any]:
-        return _states({"then": self.then, "otherwise": self.otherwise})
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        _load_states({"then": self.then, "otherwise": self.otherwise}, state)
-
-
-def _states(parts: dict[str, Propagator]) -> dict[str, Any]:
-    """The states of the parts of a combinator that have one, by key."""
-    return {k: st for k, p in parts.items() if (st := p.state_dict())}
-
-
-def _load_states(parts: dict[str, Propagator], state: dict[str, Any]) -> None:
-    for k, p in parts.items():
-        if k in state:
-            p.load_state_dict(state[k])
+    def parts(self) -> dict[str, Propagator]:
+        return {"then": self.then, "otherwise": self.otherwise}
 
 
 # --- strategies ---------------------------------------------------------------------------------------------
@@ -397,7 +393,7 @@ class AdaptiveGA(Propagator):
         return [child]
 
 
-class Portfolio(Propagator):
+class Portfolio(Combinator):
     """Several breeding strategies, each picked with a probability that follows its recent success.
 
     A child succeeds when it enters the breeding population (``feedback`` from the evolver). Probabilities
@@ -443,16 +439,14 @@ class Portfolio(Propagator):
         k = self._made.pop(tuple(params.values()), None)
         if k is not None:
             self.rates[k] = self.decay * self.rates[k] + (1 - self.decay) * float(success)
-        for strategy in self.strategies:
-            strategy.feedback(params, success)
+        super().feedback(params, success)
 
-    def observe(self, individual: Individual) -> None:
-        for strategy in self.strategies:
-            strategy.observe(individual)
+    def parts(self) -> dict[str, Propagator]:
+        return {str(i): s for i, s in enumerate(self.strategies)}
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"rates": list(self.rates)}
-        if parts := _states({str(i): s for i, s in enumerate(self.strategies)}):
+        if parts := super().state_dict():
             state["strategies"] = parts
         return state
 
@@ -461,4 +455,4 @@ class Portfolio(Propagator):
         if len(rates) != len(self.strategies):
             raise ValueError(f"rates={rates!r} must hold one rate per strategy ({len(self.strategies)})")
         self.rates = rates
-        _load_states({str(i): s for i, s in enumerate(self.strategies)}, state.get("strategies", {}))
+        super().load_state_dict(state.get("strategies", {}))
