@@ -5,7 +5,7 @@
     tensorboard --logdir runs                                 # trials (HParams) and the search's progress
 
 Run it again with the same --checkpoint to resume an interrupted search; --fresh starts over (the old
-journals are moved to a backup).
+journals and TensorBoard runs are moved to backup folders).
 """
 
 from __future__ import annotations
@@ -13,22 +13,52 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from evohpo.core.strategies import DEFAULT, STRATEGIES, grid_points
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+T = TypeVar("T")
+DIRECTIONS = {"val_acc": "maximize", "val_loss": "minimize"}  # --metric: what the search optimizes, and how
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written; every option's help ends with its default, unless None or False (whose
+    help says what they mean)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" not in text and not any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _propagator(name: str) -> str:
+    """--propagator: a strategy of evohpo.core.strategies.STRATEGIES or grid:N."""
+    try:
+        if name in STRATEGIES or grid_points(name) is not None:
+            return name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    raise argparse.ArgumentTypeError(f"{name!r} is not a strategy; choose from {', '.join(STRATEGIES)} or grid:N")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; every default works on a fresh machine without internet."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits ships with scikit-learn")
-    p.add_argument("--data-dir", default=None, help="where torchvision datasets are (or are downloaded to)")
+    p.add_argument("--data-dir", default=None, help="where torchvision datasets are, or are downloaded to "
+                                                    "(default: $EVOHPO_DATA or ~/.cache/evohpo/data)")
     p.add_argument("--generations", type=int, default=10, help="evaluations per worker")
     p.add_argument("--islands", type=int, default=1, help="number of islands (at most the number of ranks)")
     p.add_argument("--migration-prob", type=float, default=0.1, help="chance per evaluation that emigrants leave")
     p.add_argument("--pollinate", action="store_true", help="send copies of emigrants instead of moving them")
-    p.add_argument("--checkpoint", default="checkpoints/run", help="directory of the per-rank journals")
+    p.add_argument("--checkpoint", default=None,
+                   help="directory of the per-rank journals (default: checkpoints/run-DATASET)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from --checkpoint")
     p.add_argument("--epochs", type=int, default=5, help="maximum epochs per training (early stopping may cut)")
     p.add_argument(
@@ -37,17 +67,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="widest first conv block in the space (default: 32 for digits, 64 for the others)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-dir", default="runs", help="TensorBoard directory ('' for none)")
-    p.add_argument("--metric", choices=("val_acc", "val_loss"), default="val_acc", help="what the search minimises")
-    p.add_argument("--time-limit", type=float, default=None, help="seconds after which no training starts")
+    p.add_argument("--propagator", type=_propagator, default=None, metavar="STRATEGY",
+                   help=f"how children are bred: one of {', '.join(STRATEGIES)}, or grid:N "
+                        f"(default: the library's, {DEFAULT})")
+    p.add_argument("--pop-size", type=int, default=None,
+                   help="breeding pool per island (default: the library's, max(8, 2 x the island's workers))")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search and of every training")
+    p.add_argument("--log-dir", default=None, help="TensorBoard directory, '' for none (default: runs/DATASET)")
+    p.add_argument("--metric", choices=tuple(DIRECTIONS), default="val_acc",
+                   help="what the search optimizes: val_acc is maximized, val_loss minimized")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds after which no training starts (default: none)")
     p.add_argument("--grace-period", type=float, default=60.0,
                    help="seconds a running training may finish after SIGTERM/SIGUSR1 before it is interrupted")
     args = p.parse_args(argv)
     if args.max_channels is None:
         args.max_channels = 32 if args.dataset == "digits" else 64
-    for name in ("generations", "islands", "epochs", "max_channels"):
-        if getattr(args, name) < 1:
+    if args.checkpoint is None:
+        args.checkpoint = f"checkpoints/run-{args.dataset}"  # another dataset is another search
+    if args.log_dir is None:
+        args.log_dir = f"runs/{args.dataset}"
+    for name in ("generations", "islands", "epochs", "max_channels", "pop_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not 0.0 <= args.migration_prob <= 1.0:
         p.error(f"--migration-prob must be in [0, 1], got {args.migration_prob}")
@@ -71,10 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     if args.islands > size:
-        raise SystemExit(f"--islands must be <= the number of ranks ({size}), got {args.islands}")
+        if rank == 0:
+            print(f"run.py: error: --islands must be <= the number of ranks ({size}), got {args.islands}",
+                  file=sys.stderr)
+        return 2
     device = setup_device(comm)  # collective: node-local rank -> GPU, or a share of the CPU cores
-    data = load_dataset(args.dataset, args.data_dir, comm=comm)  # collective: one download per node
+    data = _collective(comm, f"loading dataset {args.dataset!r}",  # one download per node
+                       lambda: load_dataset(args.dataset, args.data_dir, comm=comm))
     log_dir = Path(args.log_dir) if args.log_dir else None
+    if args.fresh and log_dir is not None:
+        moved = _collective(comm, f"moving the TensorBoard runs in {str(log_dir)!r} to a backup",
+                            lambda: _backup_runs(args.checkpoint, log_dir), root_only=True)
+        if rank == 0 and moved is not None:
+            print(f"--fresh: the earlier TensorBoard runs are now in {moved} (the earlier journals, if any, "
+                  f"go to {args.checkpoint}/backup-*)", flush=True)
     objective = LightningObjective(
         data,
         device=device,
@@ -89,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         comm=comm,
         islands=args.islands,
         generations=args.generations,
+        propagator=args.propagator,
+        pop_size=args.pop_size,
         migration_prob=args.migration_prob,
         pollinate=args.pollinate,
         seed=args.seed,
@@ -96,23 +149,56 @@ def main(argv: list[str] | None = None) -> int:
         resume=not args.fresh,
         time_limit=args.time_limit,
         grace_period=args.grace_period,
+        direction=DIRECTIONS[args.metric],
+        metric=args.metric,
         callbacks=[] if log_dir is None else [TensorBoardProgress(log_dir / "search")],
     )
     if rank == 0:
-        _report(result, args.metric, device.accelerator, size)
+        _report(result, device.accelerator, size)
         print(f"journals: {args.checkpoint} (python -m evohpo summary {args.checkpoint})")
         if log_dir is not None:
             print(f"TensorBoard: {log_dir} (tensorboard --logdir {log_dir})")
     return 0
 
 
-def _report(result: Any, metric: str, accelerator: str, size: int) -> None:
+def _collective(comm: Any, what: str, fn: Callable[[], T], *, root_only: bool = False) -> T:
+    """``fn()`` on every rank (on rank 0 only with ``root_only``, its value then broadcast), then a collective:
+    when it raised anywhere, rank 0 prints the first error once, with its traceback, and every rank exits
+    with status 1, the others quietly."""
+    rank, value, error = comm.Get_rank(), None, None
+    if not root_only or rank == 0:
+        try:
+            value = fn()
+        except Exception:
+            error = traceback.format_exc()
+    failed = [(r, text) for r, text in enumerate(comm.allgather(error)) if text is not None]
+    if failed:
+        if rank == 0:
+            r, text = failed[0]
+            others = f" (and on {len(failed) - 1} more)" if len(failed) > 1 else ""
+            print(f"run.py: error {what} on rank {r}{others}:\n{text}", file=sys.stderr, end="", flush=True)
+        raise SystemExit(1)
+    return comm.bcast(value, root=0) if root_only else value  # type: ignore[return-value]
+
+
+def _backup_runs(checkpoint: str, log_dir: Path) -> Path | None:
+    """Move an earlier search's TensorBoard runs out of ``log_dir`` (--fresh), unless a running search holds
+    ``checkpoint`` (then CheckpointInUse, and nothing moves)."""
+    from evohpo.hpo.tensorboard import backup_runs
+    from evohpo.journal.directory import DirectoryLock
+
+    with DirectoryLock(checkpoint):
+        return backup_runs(log_dir)
+
+
+def _report(result: Any, accelerator: str, size: int) -> None:
     """Print the best configuration and its validation score."""
     best = result.best
     if best is None:
         print(f"no successful evaluation ({result.n_evaluations} done, {result.n_failed} failed)")
         return
-    score = f"val accuracy {-best.loss:.4f}" if metric == "val_acc" else f"val loss {best.loss:.4f}"
+    name = {"val_acc": "val accuracy", "val_loss": "val loss"}.get(result.metric, result.metric)
+    score = f"{name} {result.best_value:.4f}"
     print(
         f"best: {score} (id {best.id}, island {best.island}, rank {best.rank}) after "
         f"{result.n_evaluations} evaluations in this run ({result.n_failed} failed"

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from .core.evolver import Evolver
+from .core.goal import Goal
 from .core.individual import Individual
 from .core.migration import IslandLayout, MigrationPolicy, topology_matrix
 from .core.propagators import BreedFn, Propagator
 from .core.space import Space
-from .core.strategies import DEFAULT, make_propagator
+from .core.strategies import DEFAULT, ends_by_itself, make_propagator
 from .journal.directory import search_meta
 from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
@@ -23,7 +24,9 @@ from .parallel.result import SearchResult
 from .parallel.resume import apply_plan, open_checkpoint, stored_strategy
 from .parallel.signals import StopSignals
 from .parallel.transport import as_transport
+from .parallel.warmstart import already_run, configurations, enqueue
 from .parallel.worker import Worker
+from .results.tables import check_metric
 
 log = logging.getLogger("evohpo")
 
@@ -55,8 +58,10 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
              resume: bool = True, on_error: str = "record",
              callbacks: Sequence[Callback | Callable[[Individual], Any]] = (),
              grace_period: float | None = 60.0, progress_interval: float = 5.0, top_n: int = 10,
-             fsync_interval: float = 10.0) -> SearchResult:
-    """Minimize ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result on all ranks.
+             fsync_interval: float = 10.0, direction: str | None = None, metric: str | None = None,
+             initial: Any = None) -> SearchResult:
+    """Minimize (or maximize) ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result
+    on all ranks.
 
     Args:
         comm: an MPI communicator (default COMM_WORLD; one process without mpirun works too) or a Transport.
@@ -65,13 +70,22 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         pop_size: breeding pool per island (default max(8, 2 x island workers)); ``migration_prob``: chance
             per island per evaluation that emigrants leave; ``pollinate`` sends copies.
         propagator: a name of ``core.strategies.STRATEGIES`` ("ga+cmaes" by default), a ``Propagator`` or a function.
+            A grid search ("grid", "grid:N" for N values per numeric parameter, or a ``GridSearch``) is split
+            among the workers and ends the search when every point is evaluated: it needs no budget.
         checkpoint: the per-rank journals' directory, resumed unless ``resume=False`` (old files to a backup).
         on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank;
             ``callbacks``: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
         grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1 (None: no limit).
+        initial: configurations to evaluate first, dealt to the workers (a list of dicts), or a finished
+            search (its directory or ``evohpo.load(DIR)``) whose best that fit ``space`` are (``parallel.warmstart``).
+        direction: "minimize" or "maximize" the returned value, called ``metric`` in results and log lines (by
+            default the objective's own ``direction`` and ``metric`` attributes, else "minimize" and "loss");
+            inside, the search minimizes ``Individual.loss``, minus the value when maximizing (``core.goal``).
     """
     space = Space(space)
     _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
+    goal = Goal.of(loss_fn, direction, metric)
+    check_metric(goal.metric)
     hooks = Callbacks(callbacks)  # checked before anything is written
 
     with StopSignals(grace_period) as signals:  # from the start: a signal during start-up is not fatal
@@ -82,22 +96,26 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
                                  emigrant_selection, pollinate)
         propagator = _strategy(propagator, checkpoint, resume, transport)
+        _check_budget(propagator, generations, max_evaluations, time_limit)  # a resumed grid needs none either
         evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
+        warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
         directory = plan = None
         if checkpoint is not None:
-            meta = search_meta(space.describe(), list(layout.sizes), size, propagator)
+            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal)
             directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
             if plan is not None:
                 apply_plan(plan, evolver, policy, seed)
+        first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
+                        search_total(generations, max_evaluations, size))
         try:
-            worker = Worker(loss_fn, evolver, transport, layout, policy,
+            worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
                             budget=worker_limit(rank, size, generations, max_evaluations, plan),
                             share_budget=generations is None, done=plan.done if plan else 0,
-                            requeued=plan.requeued if plan else (), resumed=plan.total_done if plan else 0,
+                            requeued=[*(plan.requeued if plan else ()), *first], resumed=plan.total_done if plan else 0,
                             total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
                             journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
                             progress_interval=progress_interval, signals=signals,
-                            checkpoint=None if checkpoint is None else str(checkpoint))
+                            checkpoint=None if checkpoint is None else str(checkpoint), goal=goal)
             result = _run(worker, hooks, top_n)
         finally:
             if directory is not None:
@@ -129,9 +147,9 @@ def _log_done(result: SearchResult, checkpoint: Any, rank: int) -> None:
     """Rank 0's line on what the search found."""
     if rank == 0 and result.best is not None:
         where = f"; journals in {checkpoint}" if checkpoint else ""
-        log.info("done (%s): %d evaluations, %d failed; best loss %.6g with %s (id %s, island %d)%s",
-                 result.reason, result.n_evaluations, result.n_failed, result.best.loss, result.best.params,
-                 result.best.id, result.best.island, where)
+        log.info("done (%s): %d evaluations, %d failed; best %s %.6g with %s (id %s, island %d)%s",
+                 result.reason, result.n_evaluations, result.n_failed, result.metric, result.best_value,
+                 result.best.params, result.best.id, result.best.island, where)
 
 
 def _check(loss_fn: Any, generations: Any, max_evaluations: Any, time_limit: Any, pop_size: Any,
@@ -141,10 +159,15 @@ def _check(loss_fn: Any, generations: Any, max_evaluations: Any, time_limit: Any
                         ("pop_size", pop_size), ("top_n", top_n)):
         _positive(name, value)
     _positive("time_limit", time_limit, float)
-    if generations is None and max_evaluations is None and time_limit is None:
-        raise ValueError("give a budget: generations, max_evaluations or time_limit (all are None)")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn={loss_fn!r} must be callable as loss_fn(params) -> float")
+
+
+def _check_budget(strategy: Any, generations: Any, max_evaluations: Any, time_limit: Any) -> None:
+    """A budget is needed unless the strategy ends the search by itself (a grid search)."""
+    if generations is None and max_evaluations is None and time_limit is None and not ends_by_itself(strategy):
+        raise ValueError("give a budget: generations, max_evaluations or time_limit (all are None); only a grid "
+                         "search (propagator='grid', 'grid:N' or a GridSearch) ends by itself")
 
 
 def _run(worker: Worker, hooks: Callbacks, top_n: int) -> SearchResult:

@@ -140,12 +140,12 @@ def test_grid_search_strategy_visits_the_grid_then_stops_when_the_space_is_exhau
     assert r.n_evaluations == 6
     assert sorted(Space(space).key(i.params) for i in r.archive) == sorted(Space(space).key(p)
                                                                            for p in Space(space).grid())
-    # with a continuous parameter, the 5-point grid is walked in order first
+    # with a continuous parameter, the 5-point grid is walked in order, then the search ends
     grid = list(Space({"x": (0.0, 1.0)}).grid(5))
     r = evohpo.optimize(lambda p: p["x"], {"x": (0.0, 1.0)}, generations=8, seed=6, comm=None, propagator="grid")
     ordered = sorted(r.archive, key=lambda i: i.generation)
-    assert [i.params for i in ordered[:5]] == grid
-    assert r.n_evaluations == 8
+    assert [i.params for i in ordered] == grid
+    assert r.n_evaluations == 5 and r.reason == "space exhausted: grid done: all 5 points evaluated"
 
 
 def test_callable_propagator() -> None:

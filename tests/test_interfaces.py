@@ -98,7 +98,7 @@ def test_combinators_forward_feedback_and_keep_the_state_of_their_parts() -> Non
     comp.feedback({"x": 0.5, "y": 0.5}, True)
     assert inner.feedback_seen == [True]
     state = comp.state_dict()
-    assert state == {"then": {"0": {"cursor": 4}, "1": {"calls": 4}}}
+    assert state == {"then": {"0": {"cursor": 4, "offset": 0, "stride": 1}, "1": {"calls": 4}}}
     fresh_inner, fresh_grid = Remembering(), GridSearch(SPACE, points=3)
     Conditional(1, Compose(fresh_grid, fresh_inner), RandomInit(SPACE)).load_state_dict(state)
     assert fresh_grid.cursor == 4 and fresh_inner.calls == 4

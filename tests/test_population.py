@@ -22,7 +22,7 @@ def ind(i: int, loss: float, status: str = OK, **kw) -> Individual:
 
 
 class Model:
-    """The brute-force reference: active ids with (loss, arrival), sorted in full on every query."""
+    """The brute-force reference: active ids with (loss, id), sorted in full on every query."""
 
     def __init__(self, pool_size: int) -> None:
         self.pool_size = pool_size
@@ -33,7 +33,7 @@ class Model:
 
     def _activate(self, i: Individual) -> None:
         self.seq += 1
-        self.active[i.id] = (i.loss, self.seq)
+        self.active[i.id] = (i.loss, i.id)  # equal losses: by id, whatever the arrival order
 
     def add(self, i: Individual, active: bool) -> bool:
         if i.id in self.archive:
@@ -55,7 +55,7 @@ class Model:
         return self.active.pop(ind_id, None) is not None
 
     def pool(self) -> list[str]:
-        # a full sort by (loss, arrival) would do; nsmallest is the same order, and cheaper for long runs
+        # a full sort by (loss, id) would do; nsmallest is the same order, and cheaper for long runs
         return heapq.nsmallest(self.pool_size, self.active, key=lambda k: self.active[k])
 
     def worst(self) -> str | None:
@@ -164,13 +164,13 @@ def test_reactivated_individual_is_not_pulled_twice_from_stale_entries() -> None
     pop = Population(SPACE, pool_size=2)
     for i, loss in enumerate([1.0, 2.0, 3.0, 3.0, 9.0]):
         pop.add(ind(i, loss))
-    assert pop.deactivate("r-2") and pop.activate("r-2")  # r-2 now arrived after r-3 (same loss)
+    assert pop.deactivate("r-2") and pop.activate("r-2")  # r-2 now arrived after r-3 (same loss): still first
     assert pop.deactivate("r-0")
-    assert [i.id for i in pop.pool()] == ["r-1", "r-3"]
+    assert [i.id for i in pop.pool()] == ["r-1", "r-2"]
     assert pop.deactivate("r-1")
-    assert [i.id for i in pop.pool()] == ["r-3", "r-2"]
-    assert pop.deactivate("r-3")
-    assert [i.id for i in pop.pool()] == ["r-2", "r-4"]
+    assert [i.id for i in pop.pool()] == ["r-2", "r-3"]
+    assert pop.deactivate("r-2")
+    assert [i.id for i in pop.pool()] == ["r-3", "r-4"]
     assert pop.n_active == 2
 
 

@@ -32,4 +32,5 @@ def test_run_py_two_ranks_two_generations(tmp_path):
     assert -1.0 <= best.loss < -0.3  # negative validation accuracy, better than a poor guess on 10 classes
     accuracy = float(proc.stdout.split("best: val accuracy ")[1].split()[0])
     assert accuracy == pytest.approx(-best.loss, abs=1e-4)
+    assert (res.direction, res.metric) == ("maximize", "val_acc") and res.value(best) == -best.loss
     assert list((logs / "trials").rglob("events.out.tfevents.*")), "no TensorBoard run per training"

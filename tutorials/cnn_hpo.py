@@ -32,7 +32,8 @@ space = {
     "batch_size": Choice([32, 64, 128]),
 }
 
-# 4. The objective: params -> loss (negative best validation accuracy), one TensorBoard run each.
+# 4. The objective: params -> best validation accuracy, one TensorBoard run each; it declares
+#    direction="maximize" and metric="val_acc", which optimize() takes over.
 objective = LightningObjective(data, device=device, epochs=5, log_dir="runs/tutorial/trials")
 
 # 5. Search: 6 trainings per rank; journals in checkpoints/tutorial let a rerun resume where it stopped.
@@ -41,7 +42,7 @@ result = evohpo.optimize(
 )
 
 if comm.rank == 0:
-    print(f"best validation accuracy {-result.best.loss:.3f} after {result.n_evaluations} trainings")
+    print(f"best validation accuracy {result.best_value:.3f} after {result.n_evaluations} trainings")
     print("with", result.best.params)
-    for ind in result.top[:3]:
-        print(f"  {-ind.loss:.3f}  {ind.id}  {ind.params}")
+    for ind, acc in zip(result.top[:3], result.top_values):
+        print(f"  {acc:.3f}  {ind.id}  {ind.params}")

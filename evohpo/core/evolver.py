@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Mapping
@@ -13,11 +12,14 @@ import numpy as np
 from .individual import FAILED, OK, Individual
 from .population import Population
 from .propagators import BreedFn, Propagator, RandomInit, as_propagator, default_propagator
-from .space import Choice, Float, Space
+from .space import Choice, Float, Space, SpaceExhausted
 
 
-class SpaceExhausted(RuntimeError):
-    """Every configuration of a finite space was evaluated or is being evaluated."""
+def _below(rng: np.random.Generator, n: int) -> int:
+    """A uniform integer in [0, n), also for n beyond 64 bits (a finite space can be that large)."""
+    if n < 2**62:
+        return int(rng.integers(n))
+    return int.from_bytes(rng.bytes(n.bit_length() // 8 + 8), "little") % n
 
 
 class Evolver:
@@ -61,7 +63,7 @@ class Evolver:
             if not self.population.seen(child):
                 break
         else:
-            child = self._first_unseen()
+            child = self._any_unseen()
         return self._reserve(child)
 
     def _reserve(self, params: dict[str, Any], ind_id: str | None = None) -> dict[str, Any]:
@@ -71,17 +73,33 @@ class Evolver:
         self.generation += 1
         return params
 
-    def _first_unseen(self) -> dict[str, Any]:
+    def _any_unseen(self) -> dict[str, Any]:
+        """An unseen configuration of a finite space, walking all of them in an order of this worker's own (from
+        its rng): workers that all fall back here at once rarely pick the same one."""
         if any(isinstance(p, Float) for p in self.space.values()):
             raise SpaceExhausted("no unseen configuration found after repeated random draws")
         # every value of every axis (a grid of log-spaced Int points would skip integers)
         axes = [p.values if isinstance(p, Choice) else range(p.low, p.high + 1) for p in self.space.values()]
-        for combo in itertools.product(*axes):
-            params = dict(zip(self.space, combo))
+        total = math.prod(len(a) for a in axes)
+        start, step = _below(self.rng, total), 1 + _below(self.rng, total - 1) if total > 1 else 1
+        while math.gcd(step, total) != 1:  # a step coprime with the size visits every index once
+            step = 1 + _below(self.rng, total - 1)
+        for k in range(total):
+            i, values = (start + k * step) % total, []
+            for axis in reversed(axes):
+                i, j = divmod(i, len(axis))
+                values.append(axis[j])
+            params = dict(zip(self.space, reversed(values)))
             if not self.population.seen(params):
                 return params
-        raise SpaceExhausted(f"all {math.prod(len(a) for a in axes)} configurations of the space were evaluated "
-                             "or are being evaluated")
+        raise SpaceExhausted(f"all {total} configurations of the space were evaluated or are being evaluated")
+
+    def withdraw(self, params: Mapping[str, Any]) -> None:
+        """Take back the configuration asked last, unevaluated (a peer started the same one meanwhile)."""
+        ind_id, generation, _ = self._pending.pop(self.space.key(params))
+        self.population.release(params)
+        if generation == self.generation - 1:
+            self.generation -= 1  # its id is handed out again
 
     def pending_id(self, params: Mapping[str, Any]) -> tuple[str, int]:
         """The id and generation the individual of an asked configuration will have."""

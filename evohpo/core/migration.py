@@ -174,11 +174,14 @@ def depart(population: Population, policy: MigrationPolicy, moves: list[tuple[st
 
 def immigrate(population: Population, policy: MigrationPolicy, island: int, mode: str, batch: Batch) -> None:
     """Individuals arriving on ``island``: migrants join its breeding (again, if they had lived here before);
-    a pollinating copy replaces the island's worst active individual once the pool is full."""
+    a pollinating copy replaces the island's worst active individual once the pool is full. A migrant whose later
+    move was heard of first (messages from different workers arrive in any order) is archived, not bred from."""
     for ind, hop in batch:
         here = ind.moved(island)
         if mode == "migrate":
-            if policy.record_move(ind.id, hop) and not population.add(here):
+            if not policy.record_move(ind.id, hop):
+                population.add(here, active=False)
+            elif not population.add(here):
                 population.activate(ind.id)  # it had lived here before
         elif population.add(here):
             worst = population.worst()

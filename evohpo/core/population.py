@@ -3,20 +3,31 @@
 The pool (best ``pool_size`` active individuals, best first) is a short sorted list; the other active
 individuals wait in a min-heap, and a max-heap finds the worst. Deactivated entries are dropped from the
 heaps lazily, so add, deactivate and worst all cost O(log n + pool_size), independent of the archive size.
+Equal losses are ordered by id, so that the same individuals make the same pool whatever order they arrived in.
+
+Configurations evaluated on other islands are known by a 64-bit ``digest`` only (``note``): enough to skip them.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import heapq
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .individual import FAILED, Individual
-from .space import Space
+from .space import Choice, Int, Space
 
-Entry = tuple[float, int, str]  # (loss, arrival order, id): a total order, ties broken by arrival
+Entry = tuple[float, str, int]  # (loss, id, activation number): a total order, ties broken by id
+
+
+class _Descending(str):
+    """An id that sorts in reverse (the worst-first heap breaks ties towards the larger id)."""
+
+    def __lt__(self, other: str) -> bool:  # type: ignore[override]
+        return str.__gt__(self, other)
 
 
 class Population:
@@ -29,10 +40,11 @@ class Population:
         self._by_id: dict[str, Individual] = {}
         self._keys: set[tuple] = set()  # configurations evaluated (anywhere we heard of)
         self._in_flight: set[tuple] = set()
+        self._elsewhere: set[int] = set()  # digests of configurations evaluated or running on other islands
         self._active: dict[str, Entry] = {}  # id -> its live entry; heap entries not equal to it are stale
         self._pool: list[Entry] = []
         self._rest: list[Entry] = []  # min-heap of active entries outside the pool (may hold stale ones)
-        self._worst: list[tuple[float, int, str]] = []  # max-heap of active entries (negated; may be stale)
+        self._worst: list[tuple[float, _Descending, int]] = []  # max-heap of active entries (may be stale)
         self._seq = 0
         self.n_failed = 0
 
@@ -58,25 +70,35 @@ class Population:
 
     def pool(self) -> list[Individual]:
         """The breeding pool: the best ``pool_size`` active individuals, best first."""
-        return [self._by_id[e[2]] for e in self._pool]
+        return [self._by_id[e[1]] for e in self._pool]
 
     def kth_loss(self, k: int) -> float:
         """The loss of the k-th best active individual (1-based, k <= pool_size); inf when fewer are active."""
         return self._pool[k - 1][0] if len(self._pool) >= k else math.inf
 
     def best(self) -> Individual | None:
-        return self._by_id[self._pool[0][2]] if self._pool else None
+        return self._by_id[self._pool[0][1]] if self._pool else None
 
     def worst(self) -> Individual | None:
-        """The worst active individual."""
-        while self._worst and self._active.get(self._worst[0][2], (0, 0))[1] != -self._worst[0][1]:
+        """The worst active individual (of equal losses, the one with the largest id)."""
+        while self._worst and self._active.get(self._worst[0][1], (0, "", -1))[2] != self._worst[0][2]:
             heapq.heappop(self._worst)
-        return self._by_id[self._worst[0][2]] if self._worst else None
+        return self._by_id[self._worst[0][1]] if self._worst else None
 
     def seen(self, params: Mapping[str, Any]) -> bool:
-        """Whether this configuration was evaluated or is being evaluated."""
+        """Whether this configuration was evaluated or is being evaluated (here, or on another island we heard of)."""
         key = self.space.key(params)
-        return key in self._keys or key in self._in_flight
+        if key in self._keys or key in self._in_flight:
+            return True
+        return bool(self._elsewhere) and self.digest(params) in self._elsewhere
+
+    def digest(self, params: Mapping[str, Any]) -> int:
+        """A 64-bit identity of a configuration, the same in every process (no ``hash()``: it is salted)."""
+        parts = []
+        for name, p in self.space.items():
+            v = params[name]
+            parts.append(str(p.index(v)) if isinstance(p, Choice) else repr(int(v) if isinstance(p, Int) else float(v)))
+        return int.from_bytes(hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest(), "little")
 
     # --- in-flight bookkeeping --------------------------------------------------------------------------
     def reserve(self, params: Mapping[str, Any]) -> None:
@@ -84,6 +106,10 @@ class Population:
 
     def release(self, params: Mapping[str, Any]) -> None:
         self._in_flight.discard(self.space.key(params))
+
+    def note(self, digests: Iterable[int]) -> None:
+        """Configurations (by ``digest``) evaluated or started on another island: never bred here."""
+        self._elsewhere.update(digests)
 
     # --- updates --------------------------------------------------------------------------------------
     def add(self, ind: Individual, active: bool = True) -> bool:
@@ -100,9 +126,9 @@ class Population:
 
     def _activate(self, ind: Individual) -> None:
         self._seq += 1
-        entry = (ind.loss, self._seq, ind.id)
+        entry = (ind.loss, ind.id, self._seq)
         self._active[ind.id] = entry
-        heapq.heappush(self._worst, (-ind.loss, -self._seq, ind.id))
+        heapq.heappush(self._worst, (-ind.loss, _Descending(ind.id), self._seq))
         if len(self._pool) < self.pool_size or entry < self._pool[-1]:
             bisect.insort(self._pool, entry)
             if len(self._pool) > self.pool_size:
@@ -124,11 +150,11 @@ class Population:
             return False
         del self._active[ind_id]
         for i, e in enumerate(self._pool):
-            if e[2] == ind_id:
+            if e[1] == ind_id:
                 del self._pool[i]
                 while self._rest:
                     nxt = heapq.heappop(self._rest)
-                    if self._active.get(nxt[2]) == nxt:
+                    if self._active.get(nxt[1]) == nxt:
                         self._pool.append(nxt)  # every rest entry is worse than every pool entry
                         break
                 break

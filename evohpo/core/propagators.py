@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .individual import Individual
-from .space import Choice, Encoding, Space
+from .individual import INTERRUPTED, Individual
+from .space import Choice, Encoding, Space, SpaceExhausted
 
 Params = dict[str, Any]
 BreedFn = Callable[[Sequence[Params], np.random.Generator], list[Params]]
@@ -83,16 +83,26 @@ def distinct(rng: np.random.Generator, n: int, k: int) -> list[int]:
     return list(picked)
 
 
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def _check_prob(name: str, p: float) -> float:
-    if not 0.0 <= p <= 1.0:
+    if not _is_real(p) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}={p!r} must be a probability in [0, 1]")
     return float(p)
 
 
 def _check_count(name: str, k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"{name}={k!r} must be a positive int")
-    return k
+    return int(k)
+
+
+def _check_positive(name: str, v: float) -> float:
+    if not _is_real(v) or not 0 < v < math.inf:
+        raise ValueError(f"{name}={v!r} must be a finite number > 0")
+    return float(v)
 
 
 # --- selection ----------------------------------------------------------------------------------------------
@@ -184,11 +194,9 @@ class IntervalMutationNormal(PointMutation):
                  sigma_min: float | None = None, fine_prob: float = 1.0) -> None:
         super().__init__(space, points, prob)
         self.fine_prob = _check_prob("fine_prob", fine_prob)
-        if not sigma_factor > 0:
-            raise ValueError(f"sigma_factor={sigma_factor!r} must be > 0")
-        if sigma_min is not None and not 0 < sigma_min <= sigma_factor:
-            raise ValueError(f"sigma_min={sigma_min!r} must be in (0, sigma_factor={sigma_factor!r}]")
-        self.sigma_factor = float(sigma_factor)
+        self.sigma_factor = _check_positive("sigma_factor", sigma_factor)
+        if sigma_min is not None and not (_is_real(sigma_min) and 0 < sigma_min <= sigma_factor):
+            raise ValueError(f"sigma_min={sigma_min!r} must be None or in (0, sigma_factor={sigma_factor!r}]")
         self._log_span = None if sigma_min is None else (math.log(sigma_min), math.log(sigma_factor))
 
     def _sigma(self, rng: np.random.Generator) -> float:
@@ -204,44 +212,100 @@ class IntervalMutationNormal(PointMutation):
 
 
 class RandomInit(Propagator):
-    """With probability ``prob``, replace each configuration (or, given none, make one) by a random draw."""
+    """With probability ``prob``, replace each configuration (or, given none, make one) by a random draw.
+
+    With ``prob=1`` the parents carry nothing: one draw, however many there are, so that what the random stream
+    gives next does not depend on the size of the pool (which depends on when peers' results arrived).
+    """
 
     def __init__(self, space: Space, prob: float = 1.0) -> None:
         self.space, self.prob = Space(space), _check_prob("prob", prob)
 
     def __call__(self, parents: Sequence[Params], rng: np.random.Generator) -> list[Params]:
-        if not parents:
+        if not parents or self.prob == 1.0:
             return [self.space.sample(rng)]
         return [self.space.sample(rng) if rng.random() < self.prob else dict(p) for p in parents]
 
 
 class GridSearch(Propagator):
-    """Walks the grid of ``space`` in a fixed order; worker ``offset`` of ``stride`` takes every stride-th point."""
+    """Every point of the grid of ``space`` once, in a fixed order; then ``SpaceExhausted`` ends the worker.
+
+    Args:
+        points: values per numeric parameter, evenly spaced from low to high (log-spaced with ``log=True``; an
+            ``Int`` range with fewer integers gives each of them once); a ``Choice`` gives all its values.
+        offset: the first grid index this propagator takes; then ``offset + stride``, ...
+        stride: the step between its grid indices; ``share`` divides them among workers (``optimize`` does so
+            with every grid it is given).
+
+    Points the island evaluated already (told by ``observe``, restored results included) are passed over, so
+    that a resumed search goes on with the points left, whatever the cursor it restored.
+    """
 
     def __init__(self, space: Space, points: int = 5, offset: int = 0, stride: int = 1) -> None:
         self.space, self.points = Space(space), _check_count("points", points)
         self.stride = _check_count("stride", stride)
-        if not 0 <= offset < stride:
-            raise ValueError(f"offset={offset!r} must be in [0, stride={stride})")
-        self.size = self.space.grid_size(points)
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or not 0 <= offset < stride:
+            raise ValueError(f"offset={offset!r} must be an int in [0, stride={stride})")
+        self.offset = self.cursor = int(offset)
         self._axes = [p.grid(points) for p in self.space.values()]
-        self.cursor = offset
+        self._where = [{v: j for j, v in enumerate(axis)} for axis in self._axes]
+        self.size = math.prod(len(axis) for axis in self._axes)
+        self._evaluated: set[int] = set()  # grid indices of the island's results
 
-    def __call__(self, parents: Sequence[Params], rng: np.random.Generator) -> list[Params]:
-        if self.cursor >= self.size:  # exhausted: the evolver's dedupe falls back to random configurations
-            return [self.space.sample(rng)]
-        i, self.cursor = self.cursor, self.cursor + self.stride
+    def share(self, worker: int, workers: int) -> GridSearch:
+        """The part of this grid that worker ``worker`` of ``workers`` takes: every ``workers``-th of its points."""
+        workers = _check_count("workers", workers)
+        if isinstance(worker, bool) or not isinstance(worker, (int, np.integer)) or not 0 <= worker < workers:
+            raise ValueError(f"worker={worker!r} must be an int in [0, workers={workers})")
+        return GridSearch(self.space, self.points, self.offset + int(worker) * self.stride, self.stride * workers)
+
+    def point(self, i: int) -> Params:
+        """The configuration at grid index ``i`` (the order of ``Space.grid``)."""
         values = []
         for axis in reversed(self._axes):
             i, j = divmod(i, len(axis))
             values.append(axis[j])
-        return [dict(zip(self.space, reversed(values)))]
+        return dict(zip(self.space, reversed(values)))
+
+    def index(self, params: Params) -> int | None:
+        """The grid index of ``params``, None when it is no grid point."""
+        i = 0
+        for name, axis, where in zip(self.space, self._axes, self._where):
+            j = where.get(params.get(name))
+            if j is None:
+                return None
+            i = i * len(axis) + j
+        return i
+
+    def __call__(self, parents: Sequence[Params], rng: np.random.Generator) -> list[Params]:
+        while self.cursor < self.size:
+            i, self.cursor = self.cursor, self.cursor + self.stride
+            if i not in self._evaluated:
+                return [self.point(i)]
+        raise SpaceExhausted(self._done())
+
+    def _done(self) -> str:
+        if self.stride == 1 or len(self._evaluated) >= self.size:
+            return f"grid done: all {self.size} points evaluated"
+        share = len(range(self.offset, self.size, self.stride))
+        return (f"grid done: all {share} points of this worker's share evaluated (the grid has {self.size}; this "
+                f"worker takes indices {self.offset}, {self.offset + self.stride}, ...)")
+
+    def observe(self, individual: Individual) -> None:
+        if individual.status != INTERRUPTED and (i := self.index(individual.params)) is not None:
+            self._evaluated.add(i)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cursor": self.cursor}
+        return {"cursor": self.cursor, "offset": self.offset, "stride": self.stride}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.cursor = int(state["cursor"])
+        """Continue from the cursor of the same share; another share's cursor (the workers changed) is ignored:
+        the points the island evaluated are passed over all the same."""
+        if (state.get("offset", self.offset), state.get("stride", self.stride)) == (self.offset, self.stride):
+            self.cursor = int(state["cursor"])
+
+    def __repr__(self) -> str:
+        return f"GridSearch({self.space!r}, points={self.points}, offset={self.offset}, stride={self.stride})"
 
 
 # --- combinators --------------------------------------------------------------------------------------------
@@ -327,6 +391,11 @@ def default_propagator(space: Space, pop_size: int, crossover_prob: float = 0.7,
     16 -> 13; worse on quartic-10d and step-10d). ``sigma_min=None`` is the plain GA (one fixed sigma).
     """
     space = Space(space)
+    _check_count("pop_size", pop_size)
+    for name, p in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob),
+                    ("random_init_prob", random_init_prob), ("fine_prob", fine_prob)):
+        _check_prob(name, p)
+    _check_count("tournament_size", tournament_size)
     breed = Compose(
         SelectTournament(2, tournament_size) if tournament_size > 1 else SelectUniform(2),
         CrossoverUniform(crossover_prob),
@@ -344,7 +413,8 @@ def random_search(space: Space) -> Propagator:
 
 
 def grid_search(space: Space, points: int = 5, offset: int = 0, stride: int = 1) -> GridSearch:
-    """Every grid point once (then random configurations)."""
+    """Every point of the grid once, ``points`` values per numeric parameter; then the search ends by itself
+    (``GridSearch``). ``optimize`` splits it among the workers by index."""
     return GridSearch(space, points, offset, stride)
 
 
@@ -361,11 +431,12 @@ class AdaptiveGA(Propagator):
     def __init__(self, space: Space, pop_size: int, crossover_prob: float = 0.7, scale: float = 1.0,
                  min_sigma: float = 1e-3, max_sigma: float = 0.3, random_init_prob: float = 0.05) -> None:
         self.space, self.pop_size = Space(space), _check_count("pop_size", pop_size)
-        self.crossover = CrossoverUniform(crossover_prob)
+        self.crossover = CrossoverUniform(_check_prob("crossover_prob", crossover_prob))
         self.random_init_prob = _check_prob("random_init_prob", random_init_prob)
-        if not 0 < min_sigma <= max_sigma:
+        self.scale = _check_positive("scale", scale)
+        if not (_is_real(min_sigma) and _is_real(max_sigma) and 0 < min_sigma <= max_sigma):
             raise ValueError(f"need 0 < min_sigma <= max_sigma, got {min_sigma=!r}, {max_sigma=!r}")
-        self.scale, self.min_sigma, self.max_sigma = float(scale), float(min_sigma), float(max_sigma)
+        self.min_sigma, self.max_sigma = float(min_sigma), float(max_sigma)
         self.enc = Encoding(self.space)
         self.choice_prob = 1.0 / len(self.space)
         self._parents: list[Params] = []  # the population the cached step sizes belong to

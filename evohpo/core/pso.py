@@ -39,7 +39,9 @@ class ParticleSwarm(Propagator):
         pop_size: the GA's population size (for unordered choices, and every child when no parameter is
             numeric or ordered).
         particles: this worker's particles (default ``max(2, pop_size // 4)``).
-        inertia, cognitive, social: ``w``, ``c1`` and ``c2`` of the velocity update.
+        inertia: ``w`` of the velocity update.
+        cognitive: ``c1``, the pull towards the particle's own best.
+        social: ``c2``, the pull towards the island's best.
         vmax: the largest step per coordinate and call, on the unit cube.
         patience: children in a row that never came back before their particle restarts at a random point.
     """

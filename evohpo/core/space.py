@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-Value = float | int | str
+Value = float | int | str | bool
 
 
 def _is_number(v: Any) -> bool:
@@ -18,6 +18,15 @@ def _is_number(v: Any) -> bool:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+class SpaceExhausted(RuntimeError):
+    """Every configuration of a finite space (or every point of a grid search) was evaluated or is being
+    evaluated: the worker stops, its search is finished."""
 
 
 class _Range:
@@ -36,12 +45,20 @@ class _Range:
                 raise TypeError(f"{self.kind} bound {name}={v!r} must be a number")
             if not math.isfinite(v):
                 raise ValueError(f"{self.kind} bound {name}={v!r} must be finite")
+        if low > high:
+            flag = ", log=True" if log else ""
+            raise ValueError(f"{self.kind} needs low < high, got {low=!r}, {high=!r}: the bounds are reversed, "
+                             f"write {self.kind}({high!r}, {low!r}{flag})")
         if not low < high:
-            raise ValueError(f"{self.kind} needs low < high, got {low=!r}, {high=!r}")
+            raise ValueError(f"{self.kind} needs low < high, got {low=!r}, {high=!r}; for a fixed value use "
+                             f"Choice([{low!r}])")
         if not math.isfinite(float(high) - float(low)):  # else to_unit/from_unit overflow: every draw is high
             raise ValueError(f"{self.kind} range is too wide: high - low overflows, got {low=!r}, {high=!r}")
         if log and low <= 0:
             raise ValueError(f"{self.kind} with log=True needs low > 0, got {low=!r}")
+        if log and not math.log(low) < math.log(high):  # else to_unit divides by zero
+            raise ValueError(f"{self.kind} range is too narrow for log=True: log(low) == log(high), got {low=!r}, "
+                             f"{high=!r}; use log=False")
 
     def _scale(self, v: float) -> float:
         return math.log(v) if self.log else float(v)
@@ -126,7 +143,10 @@ class Int(_Range):
 
 
 class Choice:
-    """A finite set of values: ordered numbers (mutation moves to a neighbour) or unordered strings."""
+    """A finite set of values: ordered numbers (mutation moves to a neighbour), or unordered strings or bools.
+
+    Bools cannot share a Choice with numbers (``True == 1`` in Python, so their keys would collide).
+    """
 
     kind = "Choice"
 
@@ -136,18 +156,21 @@ class Choice:
         values = tuple(values)
         if not values:
             raise ValueError("Choice needs at least one value, got an empty sequence")
-        if any(isinstance(v, (bool, np.bool_)) for v in values):
-            raise TypeError(f"Choice values must be numbers or strings, not bools: {values!r}")
-        if all(isinstance(v, str) for v in values):
-            self.ordered = False
+        if all(_is_bool(v) for v in values):
+            self.ordered, self._kind = False, "bool"
+            values = tuple(bool(v) for v in values)
+        elif all(isinstance(v, str) for v in values):
+            self.ordered, self._kind = False, "str"
         elif all(_is_number(v) for v in values):
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"Choice values must be finite, got {values!r}")
-            self.ordered = True
+            self.ordered, self._kind = True, "number"
             values = tuple(int(v) if _is_int(v) else float(v) for v in values)
         else:
-            types = sorted({type(v).__name__ for v in values})
-            raise TypeError(f"Choice values must be all numbers or all strings, got types {types}: {values!r}")
+            types = sorted({"bool" if _is_bool(v) else type(v).__name__ for v in values})
+            why = "; bools cannot mix with other values (True == 1 in Python)" if "bool" in types else ""
+            raise TypeError(f"Choice values must be all numbers, all strings or all bools, got types {types}: "
+                            f"{values!r}{why}")
         if len(set(values)) != len(values):
             dupes = sorted({v for v in values if values.count(v) > 1}, key=str)
             raise ValueError(f"Choice values must be distinct, duplicates {dupes} in {values!r}")
@@ -175,13 +198,16 @@ class Choice:
         return self.values[j]
 
     def clip(self, value: Value) -> Value:
-        if value in self._index:
-            return value
+        if self.contains(value):
+            return self.values[self._index[value]]
         if self.ordered and _is_number(value):
             return min(self.values, key=lambda v: abs(v - value))  # type: ignore[operator]
         raise ValueError(f"{value!r} is not one of {self.values!r}")
 
     def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one of the values, of the same kind (``1`` is not in ``Choice([True, False])``)."""
+        if self._kind == "bool":
+            return _is_bool(value) and bool(value) in self._index
         if self.ordered:
             return _is_number(value) and value in self._index
         return isinstance(value, str) and value in self._index
@@ -193,7 +219,7 @@ class Choice:
         return {"type": self.kind, "values": list(self.values)}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Choice) and self.values == other.values
+        return isinstance(other, Choice) and self._kind == other._kind and self.values == other.values
 
     def __hash__(self) -> int:
         return hash(self.values)
@@ -212,6 +238,8 @@ def as_param(spec: Any) -> Param:
     if isinstance(spec, list):
         return Choice(spec)
     if isinstance(spec, tuple):
+        if len(spec) == 2 and all(_is_number(v) for v in spec) and spec[0] > spec[1]:
+            raise ValueError(f"range {spec!r} is reversed (low > high): write ({spec[1]!r}, {spec[0]!r})")
         if len(spec) == 2 and all(_is_int(v) for v in spec):
             return Int(*spec)
         if len(spec) == 2 and all(_is_number(v) for v in spec):
@@ -219,8 +247,8 @@ def as_param(spec: Any) -> Param:
                 raise TypeError(f"range {spec!r} mixes int and float bounds: write floats for a Float "
                                 f"({float(spec[0])!r}, {float(spec[1])!r}) or ints for an Int")
             return Float(*spec)
-        if len(spec) == 2 and any(isinstance(v, (bool, np.bool_)) for v in spec):
-            raise TypeError(f"range {spec!r} holds a bool; use Choice for flags")
+        if len(spec) == 2 and any(_is_bool(v) for v in spec) and not all(_is_bool(v) for v in spec):
+            raise TypeError(f"range {spec!r} holds a bool; use Choice for flags, e.g. (True, False)")
         return Choice(spec)
     raise TypeError(f"unknown parameter type {type(spec).__name__}: {spec!r}; use Float, Int, Choice or a tuple")
 
@@ -254,8 +282,8 @@ class Space(Mapping[str, Param]):
     def __len__(self) -> int:
         return len(self._params)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.describe() == other.describe()
+    def __eq__(self, other: object) -> bool:  # by parameter, so that Choice([True]) != Choice([1])
+        return isinstance(other, Space) and self._params == other._params
 
     def __hash__(self) -> int:
         return hash(tuple(self._params.items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .cma import CMAES
 from .guided import guided_propagator
@@ -10,6 +11,7 @@ from .neldermead import NelderMead
 from .propagators import (
     AdaptiveGA,
     BreedFn,
+    GridSearch,
     Portfolio,
     Propagator,
     as_propagator,
@@ -72,8 +74,9 @@ def _nelder_mead(space: Space, pop_size: int, worker: int, workers: int) -> Prop
 
 
 def _grid(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
-    """Every grid point once, the grid split across the workers (worker k takes every workers-th point)."""
-    return grid_search(space, offset=worker, stride=workers)
+    """Every grid point once (5 per numeric parameter; "grid:N" for N), the grid split across the workers (worker
+    k takes every workers-th point); the search ends when all are evaluated, without a budget."""
+    return grid_search(space).share(worker, workers)
 
 
 STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": _adaptive, "guided": _guided,
@@ -82,18 +85,47 @@ STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": 
 DEFAULT = "ga+cmaes"  # bench/results/quality-continuous.md: the most robust on 30 continuous and 24 table problems
 
 
+def grid_points(strategy: Any) -> int | None:
+    """The values per numeric parameter of a grid strategy's name: 5 for "grid", N for "grid:N" (a positive
+    integer); None for any other strategy."""
+    if not isinstance(strategy, str) or not (strategy == "grid" or strategy.startswith("grid:")):
+        return None
+    if strategy == "grid":
+        return 5
+    n = strategy[len("grid:"):]
+    if not (n.isascii() and n.isdigit() and int(n) > 0):
+        raise ValueError(f"propagator={strategy!r}: after 'grid:' comes the number of values per numeric "
+                         f"parameter, a positive integer, e.g. 'grid:10'")
+    return int(n)
+
+
+def ends_by_itself(strategy: Any) -> bool:
+    """Whether ``strategy`` ends the search by itself (a grid search, by name or as a ``GridSearch``), so that
+    the search needs no budget."""
+    return isinstance(strategy, GridSearch) or grid_points(strategy) is not None
+
+
 def make_propagator(strategy: str | Propagator | BreedFn | None, space: Space, pop_size: int, worker: int = 0,
                     workers: int = 1) -> Propagator:
     """The propagator of ``worker`` (of ``workers``): a strategy by name (None: ``DEFAULT``), or one given as a
     Propagator or a function ``prop(parents, rng) -> offspring``.
 
-    See the README's quality table for how the named strategies compare.
+    "grid:N" is the grid search with N values per numeric parameter ("grid": 5). A grid, by name or given as a
+    ``GridSearch``, is split among the workers by index: each takes its share (``GridSearch.share``).
+    How the named strategies compare: bench/results/quality-notes.md.
     """
+    if isinstance(strategy, GridSearch):
+        if strategy.space != Space(space):
+            raise ValueError(f"propagator={strategy!r} is a grid over another space: {strategy.space!r}, "
+                             f"the search's is {Space(space)!r}")
+        return strategy.share(worker, workers)
+    if (points := grid_points(strategy)) is not None:
+        return grid_search(Space(space), points).share(worker, workers)
     if strategy is None or isinstance(strategy, str):
         factory = STRATEGIES.get(DEFAULT if strategy is None else strategy)
         if factory is None:
-            raise ValueError(f"propagator={strategy!r} must be one of {tuple(STRATEGIES)} or a callable")
+            raise ValueError(f"propagator={strategy!r} must be one of {tuple(STRATEGIES)}, 'grid:N' or a callable")
         return factory(Space(space), pop_size, worker, workers)
     if not callable(strategy):
-        raise ValueError(f"propagator={strategy!r} must be one of {tuple(STRATEGIES)} or a callable")
+        raise ValueError(f"propagator={strategy!r} must be one of {tuple(STRATEGIES)}, 'grid:N' or a callable")
     return as_propagator(strategy)

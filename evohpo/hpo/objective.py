@@ -1,5 +1,6 @@
 """The Lightning objective: ``loss_fn(params)`` that trains the CNN on this rank's device and returns its best
-validation loss, one TensorBoard run per evaluation. torch and Lightning are imported inside the call."""
+validation accuracy or loss, one TensorBoard run per evaluation. torch and Lightning are imported inside the
+call."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import context
 from .model import DEFAULTS, _make_module
+from .tensorboard import claim_run_dir
 
 if TYPE_CHECKING:
     from .data import ImageData
@@ -79,12 +81,15 @@ def _hparam_value(v: Any) -> Any:
 
 
 class LightningObjective:
-    """``loss_fn(params) -> float`` that trains a CNN with Lightning and returns its best validation loss.
+    """``loss_fn(params) -> float`` that trains a CNN with Lightning and returns its best validation score.
 
-    The loss is ``-best val accuracy`` (``metric="val_acc"``) or the best validation cross-entropy
-    (``metric="val_loss"``). Every call is one TensorBoard run under ``log_dir`` named after the
-    evaluation in progress (:func:`evohpo.context.current`), with its hyperparameters and final metrics
-    in the HParams dashboard. ``callbacks`` are extra Lightning callbacks for every training.
+    The score is the best validation accuracy (``metric="val_acc"``, ``direction`` "maximize") or the best
+    validation cross-entropy (``metric="val_loss"``, "minimize"), as it is; ``optimize`` reads ``direction``
+    and ``metric`` from the objective, so it maximizes the accuracy without being told. Every call is one
+    TensorBoard run of its own under ``log_dir``, ``trial-<id>`` after the evaluation in progress
+    (:func:`evohpo.context.current`; ``trial-<id>.attempt-2`` when that trial is run again), with its
+    hyperparameters and final metrics in the HParams dashboard. ``callbacks`` are extra Lightning callbacks
+    for every training.
     """
 
     def __init__(
@@ -117,12 +122,18 @@ class LightningObjective:
         self.quiet = quiet
         self._counter = itertools.count()
 
+    @property
+    def direction(self) -> str:
+        """How ``optimize`` should treat the returned score: "maximize" the accuracy, "minimize" the loss."""
+        return "maximize" if self.metric == "val_acc" else "minimize"
+
     def run_name(self) -> str:
-        """The TensorBoard run of the evaluation in progress: from its context, else a local counter."""
+        """The TensorBoard run of the evaluation in progress, ``trial-<id>`` (from its context), else
+        ``local-<pid>-<n>``; a second attempt at the same trial gets ``.attempt-2`` (``claim_run_dir``)."""
         ctx = context.current()
         if ctx is None:
             return f"local-{os.getpid()}-{next(self._counter):04d}"
-        return f"island{ctx.island}/{ctx.id}"
+        return f"trial-{ctx.id}".replace("/", "_").replace(os.sep, "_")
 
     def _trainer(self, logger: Any, steps_per_epoch: int) -> Any:
         """A Trainer for one training on this rank's device, with early stopping on the metric."""
@@ -151,7 +162,7 @@ class LightningObjective:
         )
 
     def __call__(self, params: dict[str, Any]) -> float:
-        """Train one configuration; return the loss to minimise."""
+        """Train one configuration; return its best validation score (accuracy or loss, per ``metric``)."""
         import torch
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -170,8 +181,8 @@ class LightningObjective:
 
         logger: Any = False
         if self.log_dir is not None:
-            name, _, version = self.run_name().rpartition("/")
-            logger = TensorBoardLogger(self.log_dir, name=name, version=version, default_hp_metric=False)
+            run = claim_run_dir(self.log_dir, self.run_name())  # never shared: one directory per attempt
+            logger = TensorBoardLogger(self.log_dir, name="", version=run.name, default_hp_metric=False)
         trainer = self._trainer(logger, steps_per_epoch=len(train))
         _disable_lightning_signal_handlers(trainer)
         start = time.perf_counter()
@@ -202,4 +213,4 @@ class LightningObjective:
             }
             logger.log_hyperparams(hparams, metrics=metrics, step=trainer.global_step)
             logger.finalize("success")
-        return -best_acc if self.metric == "val_acc" else best_loss
+        return best_acc if self.metric == "val_acc" else best_loss

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..core.goal import MINIMIZE, Goal
 from .files import LOCK, META, StrPath, is_search_file, journal_files
 from .reader import read_meta
 from .records import FORMAT, READABLE
@@ -160,6 +161,10 @@ def _check_meta(stored: dict[str, Any], meta: dict[str, Any], path: Path) -> Non
     if not same:
         raise CheckpointMismatch(f"island layout differs: the checkpoint {path} has {_layout(old_i)}, "
                                  f"this run has {_layout(new_i)}{hint}")
+    old_d, new_d = stored.get("direction") or MINIMIZE, meta.get("direction") or MINIMIZE  # older: minimize
+    if old_d != new_d:
+        raise CheckpointMismatch(f"direction differs: the checkpoint {path} has direction={old_d!r}, this run has "
+                                 f"direction={new_d!r} (its losses are signed for {old_d}){hint}")
 
 
 def prepare(directory: StrPath, meta: Mapping[str, Any], resume: bool = True) -> str:
@@ -243,8 +248,9 @@ class CheckpointDirectory:
         self.close()
 
 
-def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int, strategy: Any = None) -> dict[str, Any]:
-    """What meta.json says of a search: the format, the space's description, the island sizes, the ranks and
-    the strategy's name (None for one given as an object)."""
+def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int, strategy: Any = None,
+                goal: Goal | None = None) -> dict[str, Any]:
+    """What meta.json says of a search: the format, the space's description, the island sizes, the ranks,
+    the strategy's name (None for one given as an object), and the goal's direction and metric."""
     return {"format": FORMAT, "space": dict(space), "islands": list(islands), "ranks": ranks,
-            "strategy": strategy if isinstance(strategy, str) else None}
+            "strategy": strategy if isinstance(strategy, str) else None, **(goal or Goal()).to_meta()}

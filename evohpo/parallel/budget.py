@@ -27,7 +27,7 @@ class Budget:
         self.transport, self.peers = transport, peers
         self.limit = limit
         self.done = done  # finished, restored ones included
-        self.requeued = list(requeued)  # restored unfinished evaluations (journal records) to run first
+        self.requeued = list(requeued)  # to run first: restored unfinished ones (journal records), then warm-start ones
         self.share = share and limit is not None
         self.retired: set[int] = set()
         self.asked: set[int] = set()  # peers whose answer to our ASK is outstanding

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.goal import Goal
 from ..core.individual import Individual
 from ..core.migration import IslandLayout
 
@@ -15,7 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class SearchInfo:
-    """What a worker is: where it works in the search (passed to ``Callback.on_start``)."""
+    """What a worker is: where it works in the search and what the search optimizes (passed to
+    ``Callback.on_start``)."""
 
     rank: int
     size: int
@@ -23,6 +25,22 @@ class SearchInfo:
     island_rank: int  # the worker's position among its island's workers (0: the first)
     layout: IslandLayout
     checkpoint: str | None = None
+    goal: Goal = Goal()
+
+    @property
+    def direction(self) -> str:
+        """"minimize" or "maximize"."""
+        return self.goal.direction
+
+    @property
+    def metric(self) -> str:
+        """The name of the value the search optimizes."""
+        return self.goal.metric
+
+    def value(self, individual: Individual) -> float:
+        """``individual``'s value as the objective returned it (``individual.loss`` is minus it when
+        maximizing); nan unless ok."""
+        return self.goal.value(individual)
 
 
 class Callback:
@@ -32,7 +50,11 @@ class Callback:
         """The worker starts its loop."""
 
     def on_result(self, individual: Individual) -> None:
-        """An evaluation finished on this worker's island (its own or a peer's, failed ones included)."""
+        """An evaluation finished on this worker's island (its own or a peer's, failed ones included).
+
+        ``individual.loss`` is what the search minimizes (minus the value when maximizing); the ``SearchInfo``
+        of ``on_start`` turns it into the value: ``search.value(individual)``.
+        """
 
     def on_end(self, result: SearchResult | None) -> None:
         """The search ended with ``result``; None when it ended with an error (clean up here either way)."""

@@ -1,8 +1,17 @@
 """Islands exchanging individuals: the worker's side of migration. What leaves and what arrives is decided by
-``core.migration``'s pure functions; this carries the messages and writes the journal."""
+``core.migration``'s pure functions; this carries the messages and writes the journal.
+
+Islands also tell each other which configurations they started, so that no island evaluates one that another
+did: each worker sends the 64-bit digests of the configurations it starts in a NOTICE to one worker of each
+other island (its relay there), at once unless it sent one less than ``NOTICE_DELAY`` seconds ago (then they
+wait, up to ``NOTICE_BATCH`` of them, for the next evaluation to start); the relay passes them on to its island
+peers with its next result. Per worker that is at most one message per other island per evaluation, per
+NOTICE_DELAY and per NOTICE_BATCH evaluations, with 8 bytes per configuration.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -12,6 +21,9 @@ from ..core.migration import Batch, IslandLayout, MigrationPolicy, depart, emigr
 from ..core.population import Population
 from ..journal import records
 from .transport import Tag, Transport
+
+NOTICE_BATCH = 64  # digests per NOTICE at most
+NOTICE_DELAY = 0.1  # seconds between two NOTICEs of one worker at least (unless NOTICE_BATCH digests wait)
 
 
 class IslandExchange:
@@ -24,6 +36,39 @@ class IslandExchange:
         self.rank = transport.rank
         self.island = layout.island_of(self.rank)
         self.peers = [r for r in layout.workers(self.island) if r != self.rank]
+        here = layout.workers(self.island).index(self.rank)
+        self.relays = [layout.workers(i)[here % layout.sizes[i]] for i in range(layout.n_islands) if i != self.island]
+        self._outbox: list[int] = []  # digests of this worker's configurations not sent to other islands yet
+        self._last_sent = -math.inf  # when this worker sent its last NOTICE
+        self._inbox: list[int] = []  # digests from other islands, to pass on to the island's peers
+
+    # --- notices of started configurations --------------------------------------------------------------------
+    def started(self, params: dict[str, Any], now: float | None = None) -> None:
+        """A configuration starts here: tell the other islands (batched)."""
+        if not self.relays:
+            return
+        self._outbox.append(self.population.digest(params))
+        self.flush(now=now)
+
+    def flush(self, force: bool = False, now: float | None = None) -> None:
+        """Send the waiting digests unless the last NOTICE went out less than NOTICE_DELAY ago (or ``force``)."""
+        if not self._outbox:
+            return
+        now = time.time() if now is None else now
+        if force or len(self._outbox) >= NOTICE_BATCH or now - self._last_sent >= NOTICE_DELAY:
+            self.transport.send_all(self.relays, Tag.NOTICE, self._outbox)
+            self._outbox, self._last_sent = [], now
+
+    def on_notice(self, digests: list[int]) -> None:
+        """Configurations started on another island: never bred here; passed on to this island's peers."""
+        self.population.note(digests)
+        if self.peers:
+            self._inbox.extend(digests)
+
+    def relayed(self) -> list[int] | None:
+        """The digests to pass on with this worker's next result (None: none)."""
+        out, self._inbox = self._inbox or None, []
+        return out
 
     def maybe_emigrate(self, rng: np.random.Generator) -> None:
         """Send emigrants when it is time (``MigrationPolicy.prob`` per island per evaluation)."""

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from ..core.goal import Goal
 from ..core.population import Population
 from .transport import Tag, Transport
 
@@ -17,10 +18,12 @@ log = logging.getLogger("evohpo")
 
 
 class ProgressBar:
-    """Evaluations done of the budget, best loss, evaluations per second and time left."""
+    """Evaluations done of the budget, best value (of the goal's metric), evaluations per second and time left."""
 
-    def __init__(self, total: int | None, time_limit: float | None, tty: bool | None = None) -> None:
+    def __init__(self, total: int | None, time_limit: float | None, tty: bool | None = None,
+                 goal: Goal | None = None) -> None:
         self.total, self.time_limit = total, time_limit
+        self.goal = goal or Goal()
         self.bar: Any = None
         if tty if tty is not None else sys.stderr.isatty():
             try:
@@ -40,16 +43,19 @@ class ProgressBar:
         return min(options) if options else None
 
     def update(self, done: int, best: float, rate: float, elapsed: float) -> None:
+        """Show the counts; ``best`` is the best signed loss (inf before the first ok evaluation)."""
         left = self.left(done, rate, elapsed)
+        value = self.goal.value(best)
         if self.bar is not None:
             self.bar.n = done
-            self.bar.set_postfix(best=f"{best:.4g}", refresh=False)
+            self.bar.set_postfix({f"best {self.goal.metric}": f"{value:.4g}" if math.isfinite(best) else "-"},
+                                 refresh=False)
             self.bar.refresh()
             return
         of = f"/{self.total}" if self.total else ""
         eta = "" if left is None else f", ~{left:.0f} s left"
-        shown = f"{best:.6g}" if math.isfinite(best) else "none yet"
-        log.info("evaluations %d%s, best loss %s, %.1f evaluations/s%s", done, of, shown, rate, eta)
+        shown = f"{value:.6g}" if math.isfinite(best) else "none yet"
+        log.info("evaluations %d%s, best %s %s, %.1f evaluations/s%s", done, of, self.goal.metric, shown, rate, eta)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -60,9 +66,9 @@ class ProgressReport:
     """Every ``interval`` seconds: a worker's (evaluations done, best loss) goes to rank 0, which shows the sum."""
 
     def __init__(self, transport: Transport, population: Population, interval: float, total: int | None,
-                 time_limit: float | None) -> None:
+                 time_limit: float | None, goal: Goal | None = None) -> None:
         self.transport, self.population, self.interval = transport, population, interval
-        self.bar = ProgressBar(total, time_limit) if transport.rank == 0 else None
+        self.bar = ProgressBar(total, time_limit, goal=goal) if transport.rank == 0 else None
         self._workers: dict[int, tuple[int, float]] = {}  # rank -> its last (done, best loss)
         self._t0 = self._last = time.time()
 

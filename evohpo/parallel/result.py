@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.goal import Goal
 from ..core.individual import Individual
 from ..core.migration import IslandLayout
 from ..core.population import Population
@@ -15,7 +16,12 @@ from .transport import Transport
 
 @dataclass
 class SearchResult:
-    """What a search found, the same on every rank, plus what this worker's island holds."""
+    """What a search found, the same on every rank, plus what this worker's island holds.
+
+    ``best``, ``top`` and ``islands`` are individuals, best first; their ``loss`` is what the search minimized,
+    minus the value when maximizing: ``best_value``, ``top_values`` and ``value(ind)`` give the values as the
+    objective returned them.
+    """
 
     best: Individual | None
     top: list[Individual]
@@ -30,10 +36,35 @@ class SearchResult:
     archive: list[Individual] = field(default_factory=list, repr=False)
     active: set[str] = field(default_factory=set, repr=False)
     messages: dict[str, int] = field(default_factory=dict, repr=False)  # this worker's sent/received/pending
+    goal: Goal = field(default_factory=Goal)
 
     @property
     def params(self) -> dict[str, Any] | None:
         return None if self.best is None else self.best.params
+
+    @property
+    def direction(self) -> str:
+        """"minimize" or "maximize"."""
+        return self.goal.direction
+
+    @property
+    def metric(self) -> str:
+        """The name of the value the search optimized."""
+        return self.goal.metric
+
+    @property
+    def best_value(self) -> float | None:
+        """The best value as the objective returned it (None without an ok evaluation)."""
+        return None if self.best is None else self.goal.value(self.best)
+
+    @property
+    def top_values(self) -> list[float]:
+        """The values of ``top``, best first."""
+        return [self.goal.value(i) for i in self.top]
+
+    def value(self, ind: Individual) -> float:
+        """``ind``'s value as the objective returned it (nan unless ok)."""
+        return self.goal.value(ind)
 
 
 @dataclass
@@ -47,7 +78,7 @@ class Tally:
 
 def gather(transport: Transport, layout: IslandLayout, island: int, population: Population, tally: Tally,
            reason: str, top_n: int, started: float, checkpoint: str | None = None,
-           resumed: int = 0) -> SearchResult:
+           resumed: int = 0, goal: Goal | None = None) -> SearchResult:
     """Every island's best to every worker (a collective: every worker calls it after its loop ended)."""
     best = heapq.nsmallest(top_n, (i for i in population if i.ok), key=lambda i: (i.loss, i.id))
     mine = {"island": island, "top": best, "done": tally.run, "failed": tally.failed,
@@ -66,4 +97,4 @@ def gather(transport: Transport, layout: IslandLayout, island: int, population: 
                         reason=reason, checkpoint=checkpoint, resumed=resumed, archive=list(population),
                         active={i.id for i in population if population.is_active(i.id)},
                         messages={"sent": int(transport.sent.sum()), "received": int(transport.received.sum()),
-                                  "pending_sends": transport.pending_sends()})
+                                  "pending_sends": transport.pending_sends()}, goal=goal or Goal())

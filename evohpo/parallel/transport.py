@@ -33,6 +33,7 @@ class Tag(enum.IntEnum):
     ASK = 76  # the sender used up its evaluations: may it have some of the receiver's?
     GIFT = 77  # evaluations handed over in answer to ASK (possibly none)
     RETIRED = 78  # the sender starts no more evaluations and answers no more ASKs
+    NOTICE = 79  # digests of configurations started on another island (for the receiver to pass on to its peers)
 
 
 class Transport(ABC):

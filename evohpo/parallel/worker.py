@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.context import EvalContext
 from ..core.evolver import Evolver, SpaceExhausted
+from ..core.goal import Goal
 from ..core.individual import FAILED, INTERRUPTED, Individual
 from ..core.migration import IslandLayout, MigrationPolicy
 from ..journal import records
@@ -40,10 +41,13 @@ class Worker:
         budget: evaluations this worker may finish (restored ones included; None: no count limit).
         share_budget: hand unstarted evaluations to island peers that run out (a total budget).
         done: evaluations this worker finished before (restored from a checkpoint).
-        requeued: unfinished evaluations (journal records) to run first, with their ids.
+        requeued: evaluations to run first: unfinished ones (journal records) with their ids, then warm-start
+            configurations (``{"params": ..., "id": None}``: a new id each).
         total_budget: the whole search's evaluations, for the progress report.
         resumed: evaluations of the whole search restored from the checkpoint.
         state_interval: seconds between two state records in the journal (rng, counters).
+        goal: what the search optimizes, for what users see (callbacks, progress, result); ``loss_fn``
+            returns the signed loss already.
     """
 
     def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
@@ -53,18 +57,20 @@ class Worker:
                  progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
                  requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0,
                  signals: StopSignals | None = None, share_budget: bool = False,
-                 state_interval: float = 10.0) -> None:
+                 state_interval: float = 10.0, goal: Goal | None = None) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error={on_error!r} must be one of {ON_ERROR}")
         self.loss_fn, self.evolver, self.transport, self.layout = loss_fn, evolver, transport, layout
         self.time_limit, self.on_error, self.checkpoint, self.resumed = time_limit, on_error, checkpoint, resumed
         self.journal = journal or NullJournal()
+        self.goal = goal or Goal()
         self.callbacks = callbacks if isinstance(callbacks, Callbacks) else Callbacks(callbacks)
         self.exchange = IslandExchange(transport, layout, policy, evolver.population, self.journal)
         self.rank, self.island, self.peers = transport.rank, self.exchange.island, self.exchange.peers
         self.island_rank = layout.workers(self.island).index(self.rank)
         self.budget = Budget(transport, self.peers, budget, done=done, requeued=requeued, share=share_budget)
-        self.progress = ProgressReport(transport, evolver.population, progress_interval, total_budget, time_limit)
+        self.progress = ProgressReport(transport, evolver.population, progress_interval, total_budget, time_limit,
+                                       self.goal)
         self.signals = signals or StopSignals(None)
         self.tally = Tally()
         self.stop_reason: str | None = None
@@ -80,6 +86,7 @@ class Worker:
             Tag.ASK: self.budget.give,
             Tag.GIFT: lambda src, payload: self.budget.on_gift(src, *payload),
             Tag.RETIRED: lambda src, payload: self.budget.on_retired(src),
+            Tag.NOTICE: lambda src, payload: self.exchange.on_notice(payload),
         }
 
     @property
@@ -91,7 +98,7 @@ class Worker:
     def run(self) -> str:
         """Work until the budget, the time limit, a stop signal or an exhausted space; then terminate cleanly."""
         self.callbacks.on_start(SearchInfo(self.rank, self.transport.size, self.island, self.island_rank,
-                                           self.layout, self.checkpoint))
+                                           self.layout, self.checkpoint, self.goal))
         self._t0 = time.time()
         self.progress.start()
         try:
@@ -127,7 +134,28 @@ class Worker:
         if self.budget.requeued:
             rec = self.budget.requeued.pop(0)
             return self.evolver.requeue(rec["params"], rec["id"])
-        return self.evolver.ask()
+        while True:
+            params = self.evolver.ask()
+            if not self.peers:
+                return params
+            late = self.transport.poll()  # what arrived while breeding (near a finite space's end: milliseconds)
+            taken = self._taken(params, late)
+            if taken:  # a peer started it and keeps it (it shared it before it could hear of ours)
+                self.evolver.withdraw(params)
+            self._receive(late)
+            if not taken:
+                return params
+
+    def _taken(self, params: dict[str, Any], msgs: list[tuple[int, int, Any]]) -> bool:
+        """Whether a peer's result among ``msgs`` started or finished ``params``."""
+        key = self.evolver.space.key(params)
+        for _, tag, payload in msgs:
+            if tag == Tag.RESULT:
+                ind, starting = payload[0], payload[1]
+                if (starting is not None and self.evolver.space.key(starting) == key) or \
+                        (ind is not None and self.evolver.space.key(ind.params) == key):
+                    return True
+        return False
 
     def _evaluate(self, params: dict[str, Any]) -> Individual:
         """Run the loss on ``params`` and tell the evolver; a failure is a result unless ``on_error="raise"``."""
@@ -162,9 +190,13 @@ class Worker:
 
     def _share(self, ind: Individual | None, params: dict[str, Any] | None) -> None:
         """One message per island peer: the last result and the configuration starting now (so no peer breeds it),
-        with how many evaluations this worker has not started (for budget sharing)."""
+        with how many evaluations this worker has not started (for budget sharing) and the digests of other
+        islands' configurations this worker relays; the other islands hear of the configuration in a NOTICE."""
+        if params is not None:
+            self.exchange.started(params)
         if ind is not None or params is not None:
-            self.transport.send_all(self.peers, Tag.RESULT, (ind, params, self.budget.unstarted(params is not None)))
+            self.transport.send_all(self.peers, Tag.RESULT, (ind, params, self.budget.unstarted(params is not None),
+                                                             self.exchange.relayed()))
 
     def _check_stop(self) -> str | None:
         """Why no further evaluation starts (a stop, the budget, the time limit), or None."""
@@ -197,12 +229,15 @@ class Worker:
 
     # --- messages -------------------------------------------------------------------------------------
     def _receive(self, msgs: list[tuple[int, int, Any]]) -> None:
-        for src, tag, payload in msgs:
+        """Handle one poll's messages by sender (each sender's in the order sent), not in the order of arrival."""
+        for src, tag, payload in sorted(msgs, key=lambda m: m[0]):
             self._handlers[tag](src, payload)
 
-    def _on_peer_result(self, src: int, payload: tuple[Individual | None, dict[str, Any] | None, int]) -> None:
-        ind, starting, unstarted = payload
+    def _on_peer_result(self, src: int, payload: tuple[Individual | None, dict[str, Any] | None, int, Any]) -> None:
+        ind, starting, unstarted, relayed = payload
         self.budget.heard(src, unstarted)
+        if relayed:
+            self.evolver.population.note(relayed)
         pop = self.evolver.population
         if ind is not None:
             pop.release(ind.params)
@@ -220,6 +255,7 @@ class Worker:
         """Write the final state, tell the peers, and drain until every message addressed here arrived."""
         self._write_state(force=True)
         self.journal.write(records.done(reason, self.n_done, time.time()))
+        self.exchange.flush(force=True)
         self.budget.retire()
         self.transport.close()
         self._wait(self.transport.finished)
@@ -229,4 +265,4 @@ class Worker:
     def result(self, top_n: int = 10) -> SearchResult:
         """Gather every island's best to all workers (a collective: call on every worker after ``run``)."""
         return gather(self.transport, self.layout, self.island, self.evolver.population, self.tally,
-                      self.stop_reason or "", top_n, self._t0, self.checkpoint, self.resumed)
+                      self.stop_reason or "", top_n, self._t0, self.checkpoint, self.resumed, self.goal)

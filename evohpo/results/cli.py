@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print the best configurations and the evaluation counts")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("--top", "-n", type=int, default=10, metavar="N", help="how many of the best (default 10)")
-    s = sub.add_parser("plot", help="draw progress and loss against each hyperparameter into an image")
+    s = sub.add_parser("plot", help="draw progress and the value against each hyperparameter into an image")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("-o", "--output", default="progress.png", metavar="FILE",
                    help="image file; the suffix picks the format (default progress.png)")
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("csv", help="write one row per finished evaluation as CSV")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("-o", "--output", default="-", metavar="FILE", help="CSV file (default: standard output)")
-    s = sub.add_parser("watch", help="follow a running search: evaluations, rate and best loss, live")
+    s = sub.add_parser("watch", help="follow a running search: evaluations, rate and best value, live")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between reads (default 2)")
     s.add_argument("--total", type=int, default=None, metavar="N", help="expected evaluations, for a bar")
@@ -96,8 +96,8 @@ def _watch(args: argparse.Namespace) -> int:
                     bar = tqdm(total=args.total, unit="eval", desc="evaluations", dynamic_ncols=True)
                 bar.update(c["evaluations"] - bar.n)
                 best = results.best(1)
-                bar.set_postfix(best=f"{best[0].loss:.4g}" if best else "-", failed=c["failed"],
-                                in_flight=c["in_flight"], refresh=True)
+                bar.set_postfix({f"best {results.metric}": f"{results.value(best[0]):.4g}" if best else "-",
+                                 "failed": c["failed"], "in_flight": c["in_flight"]}, refresh=True)
                 if results.ended:
                     bar.close()
                     print(results.summary(top=5))

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.goal import Goal
 from ..core.individual import FAILED, OK, PRUNED, Individual
 from ..core.space import Space
 from ..journal.files import StrPath, journal_files
@@ -124,6 +125,7 @@ class Results:
                  extra: dict[str, Any], torn: int = 0) -> None:
         self.directory = directory
         self.meta = meta
+        self.goal = Goal.from_meta(meta)  # what the search optimized (meta.json; "minimize" "loss" before it said)
         self.space: Space | None = None
         if meta and isinstance(meta.get("space"), dict) and meta["space"]:
             self.space = Space.from_description(meta["space"])
@@ -147,15 +149,30 @@ class Results:
 
     # --- what was found ----------------------------------------------------------------------------------
     def best(self, n: int = 10) -> list[Individual]:
-        """The ``n`` best ok individuals, lowest loss first (ties by id, as ``optimize``'s result)."""
+        """The ``n`` best ok individuals, best first: lowest loss, that is highest value when maximizing (ties
+        by id, as ``optimize``'s result)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n={n!r} must be an int >= 0")
         return self._ok[:n]
 
     @property
     def ranked(self) -> list[Individual]:
-        """Every ok individual, lowest loss first (ties by id)."""
+        """Every ok individual, best first (lowest loss; ties by id)."""
         return self._ok
+
+    @property
+    def direction(self) -> str:
+        """"minimize" or "maximize"."""
+        return self.goal.direction
+
+    @property
+    def metric(self) -> str:
+        """The name of the value the search optimized."""
+        return self.goal.metric
+
+    def value(self, ind: Individual) -> float:
+        """``ind``'s value as the objective returned it (``ind.loss`` is minus it when maximizing); nan unless ok."""
+        return self.goal.value(ind)
 
     def islands(self) -> dict[int, Individual]:
         """The best ok individual of each island that has one, by the island it lives on now."""
@@ -209,13 +226,14 @@ class Results:
 
     def __repr__(self) -> str:
         c = self.counts
-        best = f", best loss {self._ok[0].loss:.6g}" if self._ok else ""
+        best = f", best {self.metric} {self.value(self._ok[0]):.6g}" if self._ok else ""
         return (f"Results({str(self.directory)!r}: {c['evaluations']} evaluations, {c['ok']} ok, "
                 f"{c['failed']} failed, {c['in_flight']} in flight{best})")
 
     # --- progress ----------------------------------------------------------------------------------------
     def progress(self) -> dict[int | str, Curve]:
-        """Best-so-far loss against evaluation count and against time: "all" and each island that ran some."""
+        """Best-so-far loss against evaluation count and against time: "all" and each island that ran some
+        (signed losses: ``goal.value`` turns them into values)."""
         return curves(self.individuals, self.ran_on, self.start_time)
 
     # --- tables ------------------------------------------------------------------------------------------

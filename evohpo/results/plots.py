@@ -1,4 +1,5 @@
-"""Results as a figure: best loss against evaluations and time per island, loss against each parameter.
+"""Results as a figure: best value against evaluations and time per island, value against each parameter (the
+value: the metric as the objective returned it, so better is up when maximizing).
 
 matplotlib is imported inside ``plot``; no pyplot (no GUI backend, no global state).
 """
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figure:
-    """One figure: best loss against evaluations and against time per island, loss against each parameter.
+    """One figure: best value against evaluations and against time per island, value against each parameter.
 
     Log-scale Float/Int parameters get a log x-axis, Choice parameters a categorical one; failed
     evaluations are marked with a red x at the top edge. Saved to ``path`` when given (no pyplot, so no
@@ -43,13 +44,14 @@ def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figur
     for ax in axes[n_plots:]:
         ax.set_visible(False)
     prog = results.progress()
-    ok_losses = np.array([i.loss for i in results.ranked])
-    log_y = len(ok_losses) > 1 and ok_losses.min() > 0 and ok_losses.max() / ok_losses.min() > 100
+    goal = results.goal
+    ok_values = np.array([results.value(i) for i in results.ranked])
+    log_y = len(ok_values) > 1 and ok_values.min() > 0 and ok_values.max() / ok_values.min() > 100
     for ax, x_of, xlabel in ((axes[0], "evaluations", "evaluations"), (axes[1], "time", "time (s)")):
         for key, p in prog.items():
             if not len(p):
                 continue
-            y = np.where(np.isfinite(p.best), p.best, np.nan)
+            y = np.where(np.isfinite(p.best), goal.value(p.best), np.nan)
             style = ({"color": "0.3", "lw": 4.0, "alpha": 0.35, "zorder": 1} if key == "all"
                      else {"lw": 1.4, "zorder": 2})
             if key == "all" and len(prog) == 2:
@@ -57,13 +59,14 @@ def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figur
             label = "all islands" if key == "all" else f"island {key}"
             ax.step(getattr(p, x_of), y, where="post", label=label, **style)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("best loss so far")
+        ax.set_ylabel(f"best {goal.metric} so far" + (f" ({goal.better})" if goal.maximize else ""))
         if log_y:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         if len(prog) > 2:
             ax.legend(fontsize="small")
-    axes[0].set_title(f"{results.counts['evaluations']} evaluations, best {results.ranked[0].loss:.4g}"
+    axes[0].set_title(f"{results.counts['evaluations']} evaluations, best {goal.metric} "
+                      f"{results.value(results.ranked[0]):.4g}"
                       if results.ranked else "no ok evaluation yet")
     axes[1].set_title(f"elapsed {_duration(results.elapsed)}")
     failed = [i for i in results.individuals if not i.ok]
@@ -102,11 +105,11 @@ def _plot_param(results: Results, ax: Any, name: str, failed: list[Individual], 
 
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ok:
-        ax.scatter(xs(ok), [i.loss for i in ok], s=14, alpha=0.6, c=[results.ran_on(i) for i in ok],
+        ax.scatter(xs(ok), [results.value(i) for i in ok], s=14, alpha=0.6, c=[results.ran_on(i) for i in ok],
                    cmap="tab10", vmin=0, vmax=9, linewidths=0)
         top = [i for i in ok if i.id == best_id]
         if top:
-            ax.scatter(xs(top), [top[0].loss], s=90, marker="*", color="gold", edgecolors="black", zorder=3,
+            ax.scatter(xs(top), [results.value(top[0])], s=90, marker="*", color="gold", edgecolors="black", zorder=3,
                        label="best")
     if bad:
         ax.scatter(xs(bad), np.full(len(bad), 0.97), s=18, marker="x", color="red",
@@ -114,7 +117,7 @@ def _plot_param(results: Results, ax: Any, name: str, failed: list[Individual], 
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(name)
-    ax.set_ylabel("loss")
+    ax.set_ylabel(results.metric)
     ax.grid(True, alpha=0.3)
     if ok or bad:
         ax.legend(fontsize="small", loc="lower right")

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from ..core.goal import Goal
 from ..core.individual import FAILED, Individual
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,27 +19,40 @@ COLUMNS = ("id", "island", "lives_on", "rank", "generation", "status", "loss", "
            "error")
 
 
+def check_metric(metric: str) -> None:
+    """ValueError unless ``metric`` can name the table's value column: not another fixed column, no prefix."""
+    if metric != "loss" and (metric in COLUMNS or metric.startswith(PARAM_PREFIX)):
+        raise ValueError(f"metric={metric!r} names a column of the results table; choose another name (not one of "
+                         f"{', '.join(c for c in COLUMNS if c != 'loss')}, nor starting with {PARAM_PREFIX!r})")
+
+
 def to_dataframe(results: Results) -> pd.DataFrame:
     """One row per finished evaluation, by end time.
 
     Columns: id, island (ran on), lives_on (island now, after migrations), rank, generation, status,
-    loss (NaN unless ok), start and end (Unix seconds), duration (s), error (None unless failed), then
-    one ``param.<name>`` column per hyperparameter (prefixed so that a parameter called e.g. "rank"
-    cannot collide with a fixed column).
+    loss (NaN unless ok), then the metric's column when its name is not "loss" (the value as the objective
+    returned it: loss is minus it when maximizing), start and end (Unix seconds), duration (s), error (None
+    unless failed), then one ``param.<name>`` column per hyperparameter (prefixed so that a parameter called
+    e.g. "rank" cannot collide with a fixed column). With the metric "loss", the loss column holds the value.
     """
     import pandas as pd
 
+    goal = results.goal
     names = results.param_names()
+    columns = list(COLUMNS)
+    if goal.metric != "loss":
+        columns.insert(columns.index("loss") + 1, goal.metric)
     rows = []
     for ind in results.individuals:
         row: dict[str, Any] = {
             "id": ind.id, "island": results.ran_on(ind), "lives_on": ind.island, "rank": ind.rank,
             "generation": ind.generation, "status": ind.status, "loss": ind.loss if ind.ok else math.nan,
             "start": ind.start, "end": ind.end, "duration": ind.end - ind.start, "error": ind.error}
+        row[goal.metric] = goal.value(ind)  # the loss column itself for the metric "loss"
         for n in names:
             row[PARAM_PREFIX + n] = ind.params.get(n)
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, *(PARAM_PREFIX + n for n in names)])
+    return pd.DataFrame(rows, columns=[*columns, *(PARAM_PREFIX + n for n in names)])
 
 
 
@@ -50,6 +64,7 @@ def summary(results: Results, top: int = 10) -> str:
         lines.append("  space: " + ", ".join(f"{n}={p!r}" for n, p in results.space.items()))
     if results.meta:
         lines.append(f"  islands: {results.meta.get('islands')}, ranks: {results.meta.get('ranks')}")
+    lines.append(f"  goal: {results.goal} ({results.goal.better})")
     lines.append(f"  status: {_status(results)}; elapsed {_duration(results.elapsed)}")
     lines.append(f"  evaluations: {c['evaluations']} finished ({c['ok']} ok, {c['failed']} failed, "
                  f"{c['pruned']} pruned), {c['in_flight']} in flight, {c['interrupted']} interrupted")
@@ -67,13 +82,13 @@ def summary(results: Results, top: int = 10) -> str:
         lines.append("no ok evaluation yet")
         return "\n".join(lines)
     lines.append(f"top {len(best)} of {c['ok']} ok:")
-    lines += _table(best, results.param_names(), first="rank", numbers=range(1, len(best) + 1))
+    lines += _table(best, results.param_names(), first="rank", numbers=range(1, len(best) + 1), goal=results.goal)
     by_island = results.islands()
     if len(by_island) > 1 or results.n_islands > 1:
         lines.append("")
         lines.append("best per island:")
         lines += _table(list(by_island.values()), results.param_names(), first="island",
-                        numbers=list(by_island), island=False)
+                        numbers=list(by_island), island=False, goal=results.goal)
     return "\n".join(lines)
 
 
@@ -109,10 +124,12 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _table(inds: list[Individual], names: list[str], first: str, numbers: Any, island: bool = True) -> list[str]:
-    """Aligned text rows: first column, loss, id, island (where it lives now), then the parameters."""
-    header = ["#" if first == "rank" else first, "loss", "id", *(["island"] if island else []), *names]
-    rows = [[str(k), _cell(i.loss), i.id, *([str(i.island)] if island else []),
+def _table(inds: list[Individual], names: list[str], first: str, numbers: Any, island: bool = True,
+           goal: Goal | None = None) -> list[str]:
+    """Aligned text rows: first column, the metric's value, id, island (where it lives now), then the parameters."""
+    goal = goal or Goal()
+    header = ["#" if first == "rank" else first, goal.metric, "id", *(["island"] if island else []), *names]
+    rows = [[str(k), _cell(goal.value(i)), i.id, *([str(i.island)] if island else []),
              *(_cell(i.params.get(n, "")) for n in names)] for k, i in zip(numbers, inds)]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
