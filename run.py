@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         pollinate=args.pollinate,
         seed=args.seed,
         checkpoint=args.checkpoint,
+        fingerprint={"dataset": args.dataset, "metric": args.metric, "epochs": args.epochs,
+                     "max_channels": args.max_channels},
         resume=not args.fresh,
         time_limit=args.time_limit,
         grace_period=args.grace_period,

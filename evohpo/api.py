@@ -59,7 +59,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
              callbacks: Sequence[Callback | Callable[[Individual], Any]] = (),
              grace_period: float | None = 60.0, progress_interval: float = 5.0, top_n: int = 10,
              fsync_interval: float = 10.0, direction: str | None = None, metric: str | None = None,
-             initial: Any = None) -> SearchResult:
+             initial: Any = None, fingerprint: Any = None) -> SearchResult:
     """Minimize (or maximize) ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result
     on all ranks.
 
@@ -73,6 +73,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             A grid search ("grid", "grid:N" for N values per numeric parameter, or a ``GridSearch``) is split
             among the workers and ends the search when every point is evaluated: it needs no budget.
         checkpoint: the per-rank journals' directory, resumed unless ``resume=False`` (old files to a backup).
+        fingerprint: what identifies the objective (a JSON-able mapping or string, e.g. the dataset and the
+            epochs), kept in meta.json; a resume with another fingerprint is refused, naming both values.
         on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank;
             ``callbacks``: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
         grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1 (None: no limit).
@@ -101,7 +103,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
         directory = plan = None
         if checkpoint is not None:
-            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal)
+            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint)
             directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
             if plan is not None:
                 apply_plan(plan, evolver, policy, seed)

@@ -165,6 +165,18 @@ def _check_meta(stored: dict[str, Any], meta: dict[str, Any], path: Path) -> Non
     if old_d != new_d:
         raise CheckpointMismatch(f"direction differs: the checkpoint {path} has direction={old_d!r}, this run has "
                                  f"direction={new_d!r} (its losses are signed for {old_d}){hint}")
+    old_f, new_f = stored.get("fingerprint"), meta.get("fingerprint")
+    if old_f != new_f:
+        raise CheckpointMismatch(f"objective differs: the checkpoint {path} was written with "
+                                 f"{_fingerprint_diff(old_f, new_f)}{hint}")
+
+
+def _fingerprint_diff(old: Any, new: Any) -> str:
+    """Each key that differs between two fingerprints, old against new (or the two values whole)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in {**old, **new} if old.get(k, "<unset>") != new.get(k, "<unset>")]
+        return "; ".join(f"{k}={old.get(k, '<unset>')!r}, this run has {k}={new.get(k, '<unset>')!r}" for k in keys)
+    return f"fingerprint={old!r}, this run has fingerprint={new!r}"
 
 
 def prepare(directory: StrPath, meta: Mapping[str, Any], resume: bool = True) -> str:
@@ -249,8 +261,17 @@ class CheckpointDirectory:
 
 
 def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int, strategy: Any = None,
-                goal: Goal | None = None) -> dict[str, Any]:
+                goal: Goal | None = None, fingerprint: Any = None) -> dict[str, Any]:
     """What meta.json says of a search: the format, the space's description, the island sizes, the ranks,
-    the strategy's name (None for one given as an object), and the goal's direction and metric."""
+    the strategy's name (None for one given as an object), the goal's direction and metric, and what
+    identifies the objective (``fingerprint``: a JSON-able mapping or string, or None)."""
+    if fingerprint is not None:
+        try:
+            fingerprint = json.loads(json.dumps(fingerprint, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"fingerprint={fingerprint!r} must be a JSON-able mapping or string: {e}") from None
+        if not isinstance(fingerprint, (dict, str)):
+            raise ValueError(f"fingerprint={fingerprint!r} must be a mapping or a string")
     return {"format": FORMAT, "space": dict(space), "islands": list(islands), "ranks": ranks,
-            "strategy": strategy if isinstance(strategy, str) else None, **(goal or Goal()).to_meta()}
+            "strategy": strategy if isinstance(strategy, str) else None, **(goal or Goal()).to_meta(),
+            "fingerprint": fingerprint}
