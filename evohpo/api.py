@@ -77,7 +77,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             epochs), kept in meta.json; a resume with another fingerprint is refused, naming both values.
         on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank;
             ``callbacks``: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
-        grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1 (None: no limit).
+        grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1/SIGINT (None: no limit).
         initial: configurations to evaluate first, dealt to the workers (a list of dicts), or a finished
             search (its directory or ``evohpo.load(DIR)``) whose best that fit ``space`` are (``parallel.warmstart``).
         direction: "minimize" or "maximize" the returned value, called ``metric`` in results and log lines (by
@@ -86,6 +86,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     """
     space = Space(space)
     _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
+    _check_numbers(grace_period, progress_interval, fsync_interval, seed)
     goal = Goal.of(loss_fn, direction, metric)
     check_metric(goal.metric)
     hooks = Callbacks(callbacks)  # checked before anything is written
@@ -163,6 +164,20 @@ def _check(loss_fn: Any, generations: Any, max_evaluations: Any, time_limit: Any
     _positive("time_limit", time_limit, float)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn={loss_fn!r} must be callable as loss_fn(params) -> float")
+
+
+def _check_numbers(grace_period: Any, progress_interval: Any, fsync_interval: Any, seed: Any) -> None:
+    """ValueError naming the argument and its value for the timing arguments and the seed."""
+    def real(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+    if grace_period is not None and not (real(grace_period) and grace_period >= 0):
+        raise ValueError(f"grace_period={grace_period!r} must be seconds >= 0, or None for no limit")
+    for name, value in (("progress_interval", progress_interval), ("fsync_interval", fsync_interval)):
+        if not (real(value) and value >= 0):
+            raise ValueError(f"{name}={value!r} must be seconds >= 0")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be an integer >= 0")
 
 
 def _check_budget(strategy: Any, generations: Any, max_evaluations: Any, time_limit: Any) -> None:

@@ -70,7 +70,7 @@ def test_failures_are_recorded_and_the_search_goes_on() -> None:
 def test_non_numeric_loss_is_a_failure() -> None:
     r = evohpo.optimize(lambda p: "not a number", SPACE, generations=5, seed=3, comm=None)
     assert r.n_failed == 5 and r.best is None and r.top == []
-    assert all("ValueError" in i.error for i in r.archive)
+    assert all("TypeError" in i.error and "of type str" in i.error for i in r.archive)
 
 
 def test_on_error_raise_reraises_the_original_exception() -> None:

@@ -41,7 +41,7 @@ def test_an_evaluation_is_an_outcome_whatever_the_loss_does() -> None:
     out = evaluate(raising, {"x": 0.0}, CTX, signals)
     assert out.exception is boom and "Traceback" in out.error and out.error.endswith("ValueError: boom")
     text = evaluate(lambda p: "abc", {"x": 0.0}, CTX, signals)
-    assert isinstance(text.exception, ValueError) and "could not convert" in text.error
+    assert isinstance(text.exception, TypeError) and "of type str" in text.error
 
     def interrupted(p):
         raise EvaluationInterrupted()

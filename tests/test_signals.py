@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import pytest
+
 import evohpo
 from evohpo.parallel.transport import local_transport
 
@@ -18,6 +20,7 @@ def test_a_stop_during_an_evaluation_interrupts_it_after_the_grace_period() -> N
         time.sleep(2.0)  # longer than the grace period
         return 0.0
 
+    pytest.importorskip("cmaes")  # imported before the clock starts: the default strategy's import is slow
     t0 = time.monotonic()
     r = evohpo.optimize(loss, SPACE, generations=5, comm=local_transport(), grace_period=0.1)
     assert r.n_interrupted == 1 and r.n_evaluations == 0 and r.reason == "received SIGTERM"

@@ -8,6 +8,7 @@ the surfaces users read (results, tables, plots, log lines).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,21 @@ from .individual import Individual
 
 MINIMIZE, MAXIMIZE = "minimize", "maximize"
 DIRECTIONS = (MINIMIZE, MAXIMIZE)
+
+
+def as_loss(value: Any) -> float | None:
+    """``value`` as a float when it is a real number (int, float, numpy or torch scalar, 0-d array); None for
+    anything else: a string, a bool, a sequence (``(1.0,)``), None."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if getattr(value, "shape", None) == () and "bool" not in str(getattr(value, "dtype", "bool")):
+        try:  # a 0-d numpy array or torch tensor
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,8 +80,10 @@ class Goal:
         if not self.maximize:
             return fn
 
-        def signed_loss(params: dict[str, Any]) -> float:
-            return self.loss(float(fn(params)))
+        def signed_loss(params: dict[str, Any]) -> Any:
+            value = fn(params)
+            real = as_loss(value)
+            return value if real is None else self.loss(real)  # not a number: left for the evaluation to reject
 
         signed_loss.__wrapped__ = fn  # type: ignore[attr-defined]
         return signed_loss

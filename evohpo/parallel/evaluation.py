@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.context import EvalContext, evaluating
+from ..core.goal import as_loss
 from ..core.individual import INTERRUPTED
 from .signals import EvaluationInterrupted, StopSignals
 
@@ -32,10 +33,18 @@ def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals:
     signals.evaluating = True
     try:
         with evaluating(ctx):
-            loss = float(loss_fn(params))
+            value = loss_fn(params)
+        loss = as_loss(value)
+        if loss is None:
+            msg = (f"TypeError: loss_fn returned {value!r} of type {type(value).__name__}: it must return a real "
+                   "number (float, int or a 0-d array)")
+            return Outcome(math.nan, msg, exception=TypeError(msg[len("TypeError: "):]))
         return Outcome(loss) if math.isfinite(loss) else Outcome(loss, f"loss_fn returned {loss!r}")
     except EvaluationInterrupted:
         return Outcome(math.nan, "interrupted: the grace period after a stop signal ran out", INTERRUPTED)
+    except SystemExit as e:  # not an Exception: left alone, it would end this rank mid-search and hang its peers
+        return Outcome(math.nan, f"loss_fn called sys.exit({e.code!r}); an evaluation cannot end the search "
+                                 "(os._exit would end the job: the evaluation then re-runs on resume)")
     except Exception as e:
         return Outcome(math.nan, "".join(traceback.format_exception(type(e), e, e.__traceback__)).strip(),
                        exception=e)

@@ -1,5 +1,5 @@
-"""Stop signals: SIGTERM/SIGUSR1 (how SLURM warns before a time limit) stop new evaluations; a running one gets
-a grace period, then is interrupted."""
+"""Stop signals: SIGTERM/SIGUSR1 (how SLURM warns before a time limit) and SIGINT (Ctrl-C) stop new
+evaluations; a running one gets a grace period, then is interrupted. A second SIGINT ends the process at once."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class EvaluationInterrupted(BaseException):
 
 
 class StopSignals:
-    """SIGTERM/SIGUSR1 stop new evaluations; a running one gets ``grace`` seconds, then is interrupted.
+    """SIGTERM/SIGUSR1/SIGINT stop new evaluations; a running one gets ``grace`` seconds, then is interrupted.
 
     A context manager, entered as early as possible so that a signal during start-up is not fatal either.
     The grace period is an interval timer (SIGALRM) set only once a stop signal came during an evaluation; any
@@ -22,7 +22,8 @@ class StopSignals:
     had set keeps running.
     """
 
-    def __init__(self, grace: float | None, signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1)) -> None:
+    def __init__(self, grace: float | None,
+                 signals: Sequence[int] = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)) -> None:
         self.grace, self.signals = grace, tuple(signals)
         self.reason: str | None = None  # set by the handler; acted on by the worker loop
         self.evaluating = False
@@ -30,6 +31,8 @@ class StopSignals:
         self._armed = False  # the timer running is the grace period's
 
     def _on_stop(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.reason == "received SIGINT":
+            raise KeyboardInterrupt  # Ctrl-C twice: the user wants out now
         self.reason = f"received {signal.Signals(signum).name}"
         if self.evaluating and self.grace is not None and not self._armed:
             self._armed = True
