@@ -116,3 +116,23 @@ class Goal:
         if metric is None:
             metric = own_metric if isinstance(own_metric, str) else "loss"
         return cls(direction, metric)
+
+
+class GoalView:
+    """``direction``, ``metric`` and ``value(ind)`` of an object's ``goal`` (results, callbacks' search info)."""
+
+    goal: Goal
+
+    @property
+    def direction(self) -> str:
+        """"minimize" or "maximize"."""
+        return self.goal.direction
+
+    @property
+    def metric(self) -> str:
+        """The name of the value the search optimizes."""
+        return self.goal.metric
+
+    def value(self, ind: Individual) -> float:
+        """``ind``'s value as the objective returned it (``ind.loss`` is minus it when maximizing); nan unless ok."""
+        return self.goal.value(ind)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.goal import Goal
+from ..core.goal import Goal, GoalView
 from ..core.individual import Individual
 from ..core.migration import IslandLayout
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True)
-class SearchInfo:
+class SearchInfo(GoalView):
     """What a worker is: where it works in the search and what the search optimizes (passed to
     ``Callback.on_start``)."""
 
@@ -26,21 +26,6 @@ class SearchInfo:
     layout: IslandLayout
     checkpoint: str | None = None
     goal: Goal = Goal()
-
-    @property
-    def direction(self) -> str:
-        """"minimize" or "maximize"."""
-        return self.goal.direction
-
-    @property
-    def metric(self) -> str:
-        """The name of the value the search optimizes."""
-        return self.goal.metric
-
-    def value(self, individual: Individual) -> float:
-        """``individual``'s value as the objective returned it (``individual.loss`` is minus it when
-        maximizing); nan unless ok."""
-        return self.goal.value(individual)
 
 
 class Callback:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.goal import Goal
+from ..core.goal import Goal, GoalView
 from ..core.individual import Individual
 from ..core.migration import IslandLayout
 from ..core.population import Population
@@ -15,7 +15,7 @@ from .transport import Transport
 
 
 @dataclass
-class SearchResult:
+class SearchResult(GoalView):
     """What a search found, the same on every rank, plus what this worker's island holds.
 
     ``best``, ``top`` and ``islands`` are individuals, best first; their ``loss`` is what the search minimized,
@@ -43,16 +43,6 @@ class SearchResult:
         return None if self.best is None else self.best.params
 
     @property
-    def direction(self) -> str:
-        """"minimize" or "maximize"."""
-        return self.goal.direction
-
-    @property
-    def metric(self) -> str:
-        """The name of the value the search optimized."""
-        return self.goal.metric
-
-    @property
     def best_value(self) -> float | None:
         """The best value as the objective returned it (None without an ok evaluation)."""
         return None if self.best is None else self.goal.value(self.best)
@@ -61,10 +51,6 @@ class SearchResult:
     def top_values(self) -> list[float]:
         """The values of ``top``, best first."""
         return [self.goal.value(i) for i in self.top]
-
-    def value(self, ind: Individual) -> float:
-        """``ind``'s value as the objective returned it (nan unless ok)."""
-        return self.goal.value(ind)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.goal import Goal
+from ..core.goal import Goal, GoalView
 from ..core.individual import FAILED, OK, PRUNED, Individual
 from ..core.space import Space
 from ..journal.files import StrPath, journal_files
@@ -118,7 +118,7 @@ def load(directory: StrPath) -> Results:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class Results:
+class Results(GoalView):
     """A search read from its checkpoint directory; build it with ``load(directory)``."""
 
     def __init__(self, directory: Path, meta: dict[str, Any] | None, restored: Restored,
@@ -159,20 +159,6 @@ class Results:
     def ranked(self) -> list[Individual]:
         """Every ok individual, best first (lowest loss; ties by id)."""
         return self._ok
-
-    @property
-    def direction(self) -> str:
-        """"minimize" or "maximize"."""
-        return self.goal.direction
-
-    @property
-    def metric(self) -> str:
-        """The name of the value the search optimized."""
-        return self.goal.metric
-
-    def value(self, ind: Individual) -> float:
-        """``ind``'s value as the objective returned it (``ind.loss`` is minus it when maximizing); nan unless ok."""
-        return self.goal.value(ind)
 
     def islands(self) -> dict[int, Individual]:
         """The best ok individual of each island that has one, by the island it lives on now."""
