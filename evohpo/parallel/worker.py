@@ -22,6 +22,7 @@ from ..journal.writer import Journal, NullJournal
 from .budget import Budget
 from .callbacks import Callback, Callbacks, SearchInfo
 from .evaluation import LossFn, evaluate
+from .failures import FailureWatch
 from .gcfreeze import SurvivorFreezer
 from .islands import IslandExchange
 from .progress import ProgressReport
@@ -46,6 +47,7 @@ class Worker:
         total_budget: the whole search's evaluations, for the progress report.
         resumed: evaluations of the whole search restored from the checkpoint.
         state_interval: seconds between two state records in the journal (rng, counters).
+        failures: when failed evaluations stop the search (default: never).
         goal: what the search optimizes, for what users see (callbacks, progress, result); ``loss_fn``
             returns the signed loss already.
     """
@@ -57,7 +59,8 @@ class Worker:
                  progress_interval: float = 5.0, total_budget: int | None = None, done: int = 0,
                  requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0,
                  signals: StopSignals | None = None, share_budget: bool = False,
-                 state_interval: float = 10.0, goal: Goal | None = None) -> None:
+                 state_interval: float = 10.0, goal: Goal | None = None,
+                 failures: FailureWatch | None = None) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error={on_error!r} must be one of {ON_ERROR}")
         self.loss_fn, self.evolver, self.transport, self.layout = loss_fn, evolver, transport, layout
@@ -75,6 +78,7 @@ class Worker:
         self.tally = Tally()
         self.stop_reason: str | None = None
         self.state_interval = state_interval
+        self.failures = failures or FailureWatch(None)
         self._t0 = self._last_state = time.time()
         self._freezer = SurvivorFreezer()
         self._handlers: dict[int, Callable[[int, Any], None]] = {
@@ -185,8 +189,15 @@ class Worker:
         self.tally.run += 1
         self.tally.failed += ind.status == FAILED
         self._write_state()
-        self.callbacks.on_result(ind)
+        self._heard(ind)
         return ind
+
+    def _heard(self, ind: Individual) -> None:
+        """A result of this island (this worker's or a peer's): to the callbacks and the failure watch."""
+        self.callbacks.on_result(ind)
+        reason = self.failures.add(ind)
+        if reason:
+            self.request_stop(reason)
 
     def _share(self, ind: Individual | None, params: dict[str, Any] | None) -> None:
         """One message per island peer: the last result and the configuration starting now (so no peer breeds it),
@@ -242,7 +253,7 @@ class Worker:
         if ind is not None:
             pop.release(ind.params)
             if self.evolver.add(ind, active=ind.id not in self.exchange.policy.hops):  # unless it moved on already
-                self.callbacks.on_result(ind)
+                self._heard(ind)
         if starting is not None:
             pop.reserve(starting)
 
