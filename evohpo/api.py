@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -92,6 +93,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     space = Space(space)
     _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
     _check_numbers(grace_period, progress_interval, fsync_interval, seed)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(f"checkpoint={checkpoint!r} must be a directory path (str or os.PathLike) or None")
     failures = FailureWatch(max_failures, max_failure_rate)
     goal = Goal.of(loss_fn, direction, metric)
     check_metric(goal.metric)

@@ -117,6 +117,8 @@ def test_format_1_end_records_need_no_start_record(tmp_path: Path) -> None:
     write(tmp_path, 2, [rec])
     [ind] = restore(tmp_path).individuals
     assert (ind.generation, ind.loss, ind.island, ind.start, ind.end) == (7, 0.25, 1, 4.0, 5.0)
+    for rank in (0, 1, 3):  # every rank of the run had its journal (an older one may be empty)
+        journal_path(tmp_path, rank).touch()
     (tmp_path / "meta.json").write_text(json.dumps(meta() | {"format": "evohpo-journal/1"}))  # an older one ...
     assert prepare(tmp_path, meta()) == "resume" and read_meta(tmp_path)["format"] == FORMAT  # ... resumes
 
@@ -394,18 +396,20 @@ def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_prepare_fresh_directory(tmp_path: Path) -> None:
     d = tmp_path / "a" / "b"
     assert prepare(d, meta()) == "fresh"
-    assert read_meta(d) == meta()
+    assert read_meta(d) == meta() | {"journals": 4}  # the journals of this directory's ranks 0-3
     assert [p.name for p in d.iterdir()] == ["meta.json"]
     assert prepare(d, meta()) == "fresh"  # meta.json but no journal: nothing to resume
     assert read_meta(tmp_path) is None
 
 
 def test_prepare_resume_with_same_meta(tmp_path: Path) -> None:
-    prepare(tmp_path, meta())
+    prepare(tmp_path, meta(ranks=1))
     write(tmp_path, 0, ran(0, 0))
     assert prepare(tmp_path, meta()) == "resume"
+    for rank in (1, 2, 3):  # what the 4 ranks of that run write
+        write(tmp_path, rank, [{"ev": "open", "rank": rank, "t": 1.0}])
     assert prepare(tmp_path, meta(islands=[1, 1], ranks=2)) == "resume"  # fewer ranks, same islands
-    assert read_meta(tmp_path)["ranks"] == 2
+    assert read_meta(tmp_path)["ranks"] == 2 and read_meta(tmp_path)["journals"] == 4
     assert restore(tmp_path).n_evaluations == 1
 
 
@@ -419,7 +423,7 @@ def test_prepare_space_mismatch_names_the_parameters(tmp_path: Path) -> None:
     assert "changed 'lr'" in msg and '"high": 0.1' in msg and '"high": 1.0' in msg
     assert "added 'dropout'" in msg and "removed 'act'" in msg and "'layers'" not in msg
     assert isinstance(info.value, ValueError)
-    assert read_meta(tmp_path) == meta()  # untouched
+    assert read_meta(tmp_path) == meta() | {"journals": 4}  # untouched
 
 
 def test_prepare_island_mismatch(tmp_path: Path) -> None:

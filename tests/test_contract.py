@@ -142,6 +142,17 @@ def test_pollinating_emigrants_are_copies_that_stay_active_at_home() -> None:
     assert pop.n_active == 12 and not pol.hops  # nothing left: no hop counted
 
 
+def test_a_pollinating_island_sends_no_copy_back_to_where_it_was_bred() -> None:
+    pop, pol = population(n=4), policy(pollinate=True, emigrants=2)
+    for k in range(4):  # copies of island 1's individuals (ranks 2, 3), better than every local one
+        pop.add(ind(f"{2 + k % 2}-{k}", 0.01 * (k + 1), island=0, rank=2 + k % 2))
+    sent = set()
+    for rank in (0, 1):
+        out = emigrate(pop, pol, LAYOUT, 0, rank, due_rng())
+        sent |= {i.id for i, _ in out.batch} if out is not None else set()
+    assert sent and all(i.startswith("0-") for i in sent)  # island 1 has the originals already
+
+
 def test_nobody_leaves_when_not_due_without_a_route_or_owning_nothing() -> None:
     pop, pol = population(), policy(prob=0.0)
     assert emigrate(pop, pol, LAYOUT, 0, 0, np.random.default_rng(0)) is None

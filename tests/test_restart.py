@@ -64,13 +64,14 @@ def wait_for_ends(directory: Path, n: int, timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
-def wait_for_records(directory: Path, n: int, timeout: float = 60) -> None:
+def wait_for_starts(directory: Path, n: int, timeout: float = 60) -> None:
+    """Until the journals hold ``n`` start records (evaluations begun)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if sum(1 for p in directory.glob("journal-r*.jsonl") for _ in p.open()) >= n:
+        if sum(p.read_bytes().count(b'"ev":"start"') for p in directory.glob("journal-r*.jsonl")) >= n:
             return
         time.sleep(0.05)
-    raise AssertionError(f"fewer than {n} journal records after {timeout} s")
+    raise AssertionError(f"fewer than {n} start records after {timeout} s")
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(tmp_path):
@@ -114,7 +115,7 @@ def test_sigterm_on_one_rank_stops_all_cleanly_and_the_next_run_resumes(tmp_path
     piddir = tmp_path / "pids"
     piddir.mkdir()
     proc = start(ranks, piddir=piddir, **opts)
-    wait_for_records(tmp_path, 60)
+    wait_for_starts(tmp_path, 30)
     os.kill(int((piddir / "rank-2.pid").read_text()), signal.SIGTERM)
     seen, _ = finish(proc)
     assert all("SIGTERM" in w["reason"] for w in seen)
@@ -131,7 +132,7 @@ def test_grace_period_interrupts_a_long_evaluation_which_runs_first_after_restar
     piddir = tmp_path / "pids"
     piddir.mkdir()
     proc = start(2, piddir=piddir, **opts)
-    wait_for_records(tmp_path, 2)  # both ranks started their first evaluation
+    wait_for_starts(tmp_path, 2)  # both ranks started their first evaluation
     t0 = time.time()
     for rank in (0, 1):
         os.kill(int((piddir / f"rank-{rank}.pid").read_text()), signal.SIGUSR1)
@@ -179,3 +180,20 @@ def test_resume_with_fewer_ranks_redistributes_and_meets_the_budget(tmp_path):
     for w in seen:  # each of the two workers holds its island's evaluations from the 4-rank run too
         assert any(i.split("-")[0] in ("2", "3") if w["island"] == 1 else i.split("-")[0] in ("0", "1")
                    for i in w["archive"])
+
+
+def test_a_signal_to_one_rank_gives_every_rank_the_grace_period(tmp_path):
+    """SIGUSR1 to one rank of four during 8 s evaluations, grace 0.5 s: the peers hear its STOP while they train
+    (the stop listener) and interrupt their evaluations too, instead of training to the end."""
+    opts = dict(generations=3, checkpoint=str(tmp_path), sleep=[8.0, 8.0], seed=2, grace_period=0.5)
+    piddir = tmp_path / "pids"
+    piddir.mkdir()
+    proc = start(4, piddir=piddir, **opts)
+    wait_for_starts(tmp_path, 4)  # every rank started its first evaluation
+    t0 = time.time()
+    os.kill(int((piddir / "rank-1.pid").read_text()), signal.SIGUSR1)
+    seen, _ = finish(proc)
+    assert time.time() - t0 < 5.0, "the peers trained to the end"  # 8 s without the listener
+    assert all(w["n_interrupted"] == 4 for w in seen)
+    assert all("SIGUSR1" in w["reason"] for w in seen)
+    assert len(restore(tmp_path).unfinished) == 4

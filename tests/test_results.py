@@ -209,34 +209,41 @@ def test_torn_last_line_still_loads(run, tmp_path, capsys):
 
 
 def test_a_read_racing_an_append_is_retried(run, tmp_path, monkeypatch):
-    # A reader at the end of a line being appended can see its two halves as two lines, which restore() calls
-    # corruption; load() retries when a journal grew meanwhile. Reproduced deterministically here.
+    # A reader at the end of a line being appended can see its two halves as two lines, which looks like damage
+    # in the middle; load() reads again when a journal grew meanwhile. Reproduced deterministically here.
     import evohpo.results.load as results
+    from evohpo.journal.reader import Problem
 
     d = copy(run[0], tmp_path)
-    real, calls = results.restore, []
+    real, calls = results.examine, []
 
-    def racing(directory):
+    def racing(directory, meta):
         calls.append(directory)
+        restored, problems = real(directory, meta)
         if len(calls) == 1:
             with open(journal_path(d, 0), "ab") as f:
                 f.write(b'{"ev":"resume","resumed":0,"unfinished":0,"t":0}\n')
-            raise ValueError("line 7 is not a JSON record and is not the last line: the journal is corrupt")
-        return real(directory)
+            problems.append(Problem(journal_path(d, 0), 7, "not a JSON record and not the last line"))
+        return restored, problems
 
-    monkeypatch.setattr(results, "restore", racing)
-    assert load(d).counts["evaluations"] == GENERATIONS and len(calls) == 2
+    monkeypatch.setattr(results, "examine", racing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no damage reported
+        r = load(d)
+    assert r.counts["evaluations"] == GENERATIONS and r.problems == [] and len(calls) == 2
 
 
-def test_a_corrupt_journal_is_an_error_not_a_retry(run, tmp_path, capsys):
+def test_a_damaged_journal_loads_without_its_bad_line_and_says_where(run, tmp_path, capsys):
     d = copy(run[0], tmp_path)
     path = journal_path(d, 0)
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join([*lines[:5], b"not json\n", *lines[5:]]))
-    with pytest.raises(ValueError, match="corrupt"):
-        load(d)
-    assert cli.main(["summary", str(d)]) == 2
-    assert str(d) in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=rf"(?s){path.name}: line 6: not a JSON record.*evohpo repair"):
+        r = load(d)
+    assert r.counts["evaluations"] == GENERATIONS and [(p.path.name, p.line) for p in r.problems] == [(path.name, 6)]
+    assert cli.main(["summary", str(d)]) == 0
+    out, err = capsys.readouterr()
+    assert "damaged: 1 record" in out and f"{path.name}: line 6" in err and "evohpo repair" in err
 
 
 LIVE = """

@@ -155,13 +155,19 @@ def emigrate(population: Population, policy: MigrationPolicy, layout: IslandLayo
     if dest is None:
         return None
     pool = population.pool()
-    mine = [layout.owner(ind.id, island) == rank for ind in pool]
+    mine = [layout.owner(ind.id, island) == rank and not (policy.pollinate and _bred_on(layout, ind, dest))
+            for ind in pool]  # a copy sent to where it was bred would be a duplicate there, wasting the slot
     batch = [(ind, policy.next_hop(ind.id)) for ind in policy.select(pool, mine, rng)]
     if not batch:
         return None
     if not policy.pollinate:
         depart(population, policy, [(ind.id, hop) for ind, hop in batch])
     return Emigration(dest, policy.mode, batch)
+
+
+def _bred_on(layout: IslandLayout, ind: Individual, island: int) -> bool:
+    """Whether a worker of ``island`` evaluated ``ind`` (as far as this layout knows its rank)."""
+    return 0 <= ind.rank < layout.n_ranks and layout.island_of(ind.rank) == island
 
 
 def depart(population: Population, policy: MigrationPolicy, moves: list[tuple[str, int]]) -> None:

@@ -303,15 +303,25 @@ class Space(Mapping[str, Param]):
         """Whether ``params`` has exactly this space's names and every value lies inside."""
         return params.keys() == self._params.keys() and all(p.contains(params[n]) for n, p in self._params.items())
 
-    def validate(self, params: Mapping[str, Any]) -> dict[str, Value]:
-        """``params`` as a plain dict, or a ValueError naming the offending parameter and value."""
+    def misfit(self, params: Any) -> str | None:
+        """Why ``params`` is not a configuration of this space (a name missing or unknown, a value outside), or
+        None when it is one."""
+        if not isinstance(params, Mapping):
+            return f"a configuration is a mapping of names to values, got {type(params).__name__}"
         missing = [n for n in self._params if n not in params]
         extra = [n for n in params if n not in self._params]
         if missing or extra:
-            raise ValueError(f"configuration does not match the space: missing {missing}, unknown {extra}")
+            return f"configuration does not match the space: missing {missing}, unknown {extra}"
         for n, p in self._params.items():
             if not p.contains(params[n]):
-                raise ValueError(f"parameter {n!r}: value {params[n]!r} is not in {p!r}")
+                return f"parameter {n!r}: value {params[n]!r} is not in {p!r}"
+        return None
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Value]:
+        """``params`` as a plain dict, or a ValueError naming the offending parameter and value."""
+        why = self.misfit(params)
+        if why:
+            raise ValueError(why)
         return {n: params[n] for n in self._params}
 
     def grid(self, points: int = 5) -> Iterator[dict[str, Value]]:
@@ -329,13 +339,24 @@ class Space(Mapping[str, Param]):
 
     @classmethod
     def from_description(cls, desc: Mapping[str, Mapping[str, Any]]) -> Space:
-        """The inverse of ``describe``."""
+        """The inverse of ``describe``; a ValueError naming the parameter for a description it cannot read
+        (an unknown type, a missing field)."""
+        if not isinstance(desc, Mapping):
+            raise ValueError(f"a space description is a mapping of names to parameters, got {desc!r}")
         params: dict[str, Param] = {}
         for n, d in desc.items():
-            if d["type"] == "Choice":
-                params[n] = Choice(d["values"])
-            else:
-                params[n] = {"Float": Float, "Int": Int}[d["type"]](d["low"], d["high"], d["log"])
+            kind = d.get("type") if isinstance(d, Mapping) else None
+            try:
+                if kind == "Choice":
+                    params[n] = Choice(d["values"])
+                elif kind in ("Float", "Int"):
+                    params[n] = (Float if kind == "Float" else Int)(d["low"], d["high"], d.get("log", False))
+                else:
+                    raise ValueError(f"type={kind!r} is not one of 'Float', 'Int', 'Choice'")
+            except (KeyError, TypeError, ValueError) as e:
+                what = f"field {e} missing" if isinstance(e, KeyError) else str(e)
+                shown = dict(d) if isinstance(d, Mapping) else d
+                raise ValueError(f"parameter {n!r} of the space description {shown!r}: {what}") from None
         return cls(params)
 
 

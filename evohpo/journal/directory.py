@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.goal import MINIMIZE, Goal
+from .damage import DamagedCheckpoint, expected_journals, missing_journals
 from .files import LOCK, META, StrPath, is_search_file, journal_files
 from .reader import read_meta
 from .records import FORMAT, READABLE
@@ -47,7 +48,7 @@ class DirectoryLock:
         import fcntl
         import socket
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,7 +86,17 @@ class DirectoryLock:
         self.release()
 
 
-def _fsync_dir(directory: Path) -> None:
+def make_directory(d: Path) -> None:
+    """Create the checkpoint directory ``d`` (and its parents) unless it exists; a ValueError naming it when it,
+    or a parent, is a file."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"checkpoint directory={str(d)!r} exists and is not a directory (or a parent of it is "
+                         "a file): give the path of a directory, created if missing") from None
+
+
+def fsync_dir(directory: Path) -> None:
     """Make renames in ``directory`` durable (best effort: not every platform can open a directory)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -99,15 +110,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` to ``path`` so that a reader sees the old or the new file, never a partial one."""
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old or the new file, never a partial one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
 
 def _timestamp() -> str:
@@ -115,21 +130,27 @@ def _timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def _backup(directory: Path) -> Path:
-    """Move meta.json and every journal (and torn tail) into a new backup-YYYYmmdd-HHMMSS[-n] folder."""
+def new_folder(directory: Path, prefix: str) -> Path:
+    """A new folder ``prefix-YYYYmmdd-HHMMSS[-n]`` in ``directory``."""
     stamp = _timestamp()
     for n in itertools.count():
-        target = directory / (f"backup-{stamp}" if n == 0 else f"backup-{stamp}-{n}")
+        target = directory / (f"{prefix}-{stamp}" if n == 0 else f"{prefix}-{stamp}-{n}")
         try:
             target.mkdir()
-            break
+            return target
         except FileExistsError:
             continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _backup(directory: Path) -> Path:
+    """Move meta.json and every journal (and torn tail) into a new backup-YYYYmmdd-HHMMSS[-n] folder."""
+    target = new_folder(directory, "backup")
     for p in sorted(directory.iterdir()):
         if p.is_file() and is_search_file(p.name):
             os.replace(p, target / p.name)
-    _fsync_dir(target)
-    _fsync_dir(directory)
+    fsync_dir(target)
+    fsync_dir(directory)
     return target
 
 
@@ -150,11 +171,11 @@ def _check_meta(stored: dict[str, Any], meta: dict[str, Any], path: Path) -> Non
         raise CheckpointMismatch(f"checkpoint format differs: {path} has format={stored.get('format')!r}, "
                                  f"this version reads format {' or '.join(map(repr, READABLE))}{hint}")
     old, new = stored.get("space") or {}, meta.get("space") or {}
-    if old != new:
+    if _describe(old) != _describe(new):  # as JSON: [0, 1] == [False, True] in Python
         parts = [f"added {n!r} {_describe(new[n])}" for n in new if n not in old]
         parts += [f"removed {n!r} {_describe(old[n])}" for n in old if n not in new]
         parts += [f"changed {n!r}: checkpoint {_describe(old[n])}, now {_describe(new[n])}"
-                  for n in old if n in new and old[n] != new[n]]
+                  for n in old if n in new and _describe(old[n]) != _describe(new[n])]
         raise CheckpointMismatch(f"search space differs from the checkpoint {path}: {'; '.join(parts)}{hint}")
     old_i, new_i = stored.get("islands"), meta.get("islands")
     same = len(old_i) == len(new_i) if isinstance(old_i, list) and isinstance(new_i, list) else old_i == new_i
@@ -198,9 +219,7 @@ def prepare(directory: StrPath, meta: Mapping[str, Any], resume: bool = True) ->
     if new["format"] != FORMAT:
         raise ValueError(f"meta format={new['format']!r} must be {FORMAT!r}")
     d = Path(directory)
-    if d.exists() and not d.is_dir():
-        raise ValueError(f"checkpoint directory={str(d)!r} exists and is not a directory")
-    d.mkdir(parents=True, exist_ok=True)
+    make_directory(d)
     status = "fresh"
     journals = journal_files(d)
     if journals and resume:
@@ -210,9 +229,15 @@ def prepare(directory: StrPath, meta: Mapping[str, Any], resume: bool = True) ->
                                      "checked against this search; resume=False starts afresh (the old files "
                                      "are moved to a backup folder, not deleted)")
         _check_meta(stored, new, d / META)
+        missing = missing_journals(d, stored)
+        if missing:
+            raise DamagedCheckpoint(d, missing)
         status = "resume"
-    elif journals:
-        _backup(d)
+        new["journals"] = max(new.get("ranks", 0), expected_journals(stored)[0], journals[-1][0] + 1)
+    else:
+        if journals:
+            _backup(d)
+        new["journals"] = new.get("ranks", 0)
     _write_json_atomic(d / META, new)
     return status
 

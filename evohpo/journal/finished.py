@@ -38,7 +38,7 @@ class RunTracker:
         ev = rec.get("ev")
         if ev == Event.DONE:
             self.reasons[rank] = str(rec.get("reason", ""))
-        elif ev in (Event.START, Event.RESUME) or rank not in self.reasons:
+        elif ev in (Event.START, Event.RESUME, Event.OPEN) or rank not in self.reasons:
             self.reasons[rank] = None  # a later run (or evaluation) began after the last "done"
         if ev == Event.END and rec.get("status") != "interrupted" and isinstance(rec.get("id"), str):
             self.finished_ids.add(rec["id"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,21 @@ from .files import META, StrPath, journal_files
 
 class TornRecordWarning(UserWarning):
     """A journal's last line was cut short (a crash during a write) and is skipped."""
+
+
+REPAIR_HINT = "python -m evohpo repair DIR sets damaged records aside and keeps every good one"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A damaged part of a checkpoint directory: a record at ``line`` of ``path``, or the whole file (line 0)."""
+
+    path: Path
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: line {self.line}: {self.what}" if self.line else f"{self.path}: {self.what}"
 
 
 def decode(raw: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -27,11 +43,13 @@ def decode(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     return rec, ""
 
 
-def scan(path: Path, skip_bad: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+def scan(path: Path, skip_bad: bool = False,
+         problems: list[Problem] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) of one journal; a torn last line is skipped with a warning.
 
-    An undecodable line before the last is corruption: a ValueError naming the file and line, unless
-    ``skip_bad`` (then every undecodable line is passed over, for a quick look that must not fail).
+    An undecodable line before the last is damage: a ValueError naming the file and line, unless it is
+    added to ``problems`` (then the line is passed over) or ``skip_bad`` (passed over silently, for a quick
+    look that must not fail).
     """
     bad: tuple[int, str] | None = None
     with open(path, "rb") as f:
@@ -39,8 +57,11 @@ def scan(path: Path, skip_bad: bool = False) -> Iterator[tuple[int, dict[str, An
             if not raw.strip():
                 continue
             if bad is not None and not skip_bad:
-                raise ValueError(f"{path}: line {bad[0]} is not a JSON record ({bad[1]}) and is not the last "
-                                 "line: the journal is corrupt")
+                what = f"not a JSON record ({bad[1]}) and not the last line"
+                if problems is None:
+                    raise ValueError(f"{path}: line {bad[0]} is {what}: the journal is damaged; {REPAIR_HINT}")
+                problems.append(Problem(path, bad[0], what))
+            bad = None
             rec, why = decode(raw)
             if rec is None:
                 bad = (lineno, why)

@@ -7,6 +7,8 @@ A journal holds one JSON object a line; ``"ev"`` says which kind (``Event``), ``
   repeated the start's fields in every end record);
 - ``state``: what resuming needs besides the results (rng, generation counter, propagator state, evals done);
 - ``migrate``: an individual left ``from`` for ``to`` (hop: how often it has moved; mode: migrate or pollinate);
+- ``open``: this rank opened its journal (first of every run: a journal without records was emptied);
+- ``repair``: ``evohpo repair`` wrote this journal anew (it was missing or empty: its results are lost);
 - ``resume``: this rank resumed a search (how many evaluations were restored, how many unfinished it re-runs);
 - ``done``: this rank stopped (reason, evals done).
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import enum
 import math
+import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +38,8 @@ class Event(str, enum.Enum):
     MIGRATE = "migrate"
     RESUME = "resume"
     DONE = "done"
+    OPEN = "open"
+    REPAIR = "repair"
 
 
 # --- building -------------------------------------------------------------------------------------------
@@ -60,6 +66,16 @@ def state(rank: int, evals: int, evolver_state: Mapping[str, Any], t: float) -> 
 def migrate(ind_id: str, src: int, dest: int, hop: int, mode: str, t: float) -> dict[str, Any]:
     """An individual left island ``src`` for ``dest`` (moved, or copied when ``mode`` is "pollinate")."""
     return {"ev": Event.MIGRATE.value, "id": ind_id, "from": src, "to": dest, "hop": hop, "mode": mode, "t": t}
+
+
+def opened(rank: int, t: float) -> dict[str, Any]:
+    """This rank opened its journal for a run (the host and process, for whoever reads it later)."""
+    return {"ev": Event.OPEN.value, "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "t": t}
+
+
+def repaired(note: str, t: float) -> dict[str, Any]:
+    """``evohpo repair`` wrote this journal anew, for the reason in ``note``."""
+    return {"ev": Event.REPAIR.value, "note": note, "t": t}
 
 
 def resume(resumed: int, unfinished: int, t: float) -> dict[str, Any]:

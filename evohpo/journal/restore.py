@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..core.individual import INTERRUPTED, Individual
 from ..core.migration import IslandLayout
 from . import records as rec_
 from .files import StrPath, journal_files
-from .reader import scan
+from .reader import REPAIR_HINT, Problem, scan
 from .records import Event
 
 
@@ -38,8 +39,14 @@ class Restored:
         return len(self.individuals)
 
 
-def restore(directory: StrPath) -> Restored:
-    """Rebuild the search from every journal in ``directory`` (see ``Restored``)."""
+def restore(directory: StrPath, fits: Callable[[dict[str, Any]], str | None] | None = None,
+            problems: list[Problem] | None = None) -> Restored:
+    """Rebuild the search from every journal in ``directory`` (see ``Restored``).
+
+    ``fits(params)`` says why a configuration is not of this search's space (None when it is): a record
+    of another search. A damaged record (undecodable, malformed, or not fitting) raises a ValueError naming
+    its file and line, unless it is added to ``problems`` and left out.
+    """
     files = journal_files(directory)
     order = itertools.count()
     ends: dict[str, tuple[tuple[float, int], Individual, int]] = {}  # id -> (when, individual, file rank)
@@ -49,32 +56,40 @@ def restore(directory: StrPath) -> Restored:
     states: dict[int, dict[str, Any]] = {}
     for rank, path in files:
         started: dict[str, dict[str, Any]] = {}  # id -> its start record in this journal, until its end
-        for lineno, rec in scan(path):
+        for lineno, rec in scan(path, problems=problems):
             where, ev, when = f"{path}: line {lineno}", rec.get("ev"), (rec_.time_of(rec), next(order))
-            if ev == Event.END:
-                rec = rec_.joined(rec, started.pop(rec_.ident(rec, where), None), rank, where)
-                ind = rec_.individual(rec, rank, where)
-                if ind.status == INTERRUPTED:
-                    if ind.id not in pending or when >= pending[ind.id][0]:
-                        pending[ind.id] = (when, rec_.pending(rec, rank))
-                elif ind.id not in ends or when >= ends[ind.id][0]:
-                    ends[ind.id] = (when, ind, rank)
-            elif ev == Event.START:
-                ident = rec_.check_start(rec, where)
-                started[ident] = rec
-                if ident not in pending or when >= pending[ident][0]:
-                    pending[ident] = (when, rec_.pending(rec, rank))
-            elif ev == Event.MIGRATE:
-                ident, to, hop, mode = rec_.migration(rec, where)
-                if mode == "migrate":
-                    key = (hop, *when)
-                    if ident not in moves or key >= moves[ident][0]:
-                        moves[ident] = (key, to)
-                else:
-                    pollinated[(to, ident)] = None
-            elif ev == Event.STATE:
-                states[rank] = rec
-            # "resume", "done" and unknown events are informational
+            try:
+                if ev == Event.END:
+                    joined = rec_.joined(rec, started.get(rec_.ident(rec, where)), rank, where)
+                    ind = rec_.individual(joined, rank, where)
+                    _check_fits(fits, ind.params, where)
+                    started.pop(ind.id, None)
+                    if ind.status == INTERRUPTED:
+                        if ind.id not in pending or when >= pending[ind.id][0]:
+                            pending[ind.id] = (when, rec_.pending(joined, rank))
+                    elif ind.id not in ends or when >= ends[ind.id][0]:
+                        ends[ind.id] = (when, ind, rank)
+                elif ev == Event.START:
+                    ident = rec_.check_start(rec, where)
+                    _check_fits(fits, rec["params"], where)
+                    started[ident] = rec
+                    if ident not in pending or when >= pending[ident][0]:
+                        pending[ident] = (when, rec_.pending(rec, rank))
+                elif ev == Event.MIGRATE:
+                    ident, to, hop, mode = rec_.migration(rec, where)
+                    if mode == "migrate":
+                        key = (hop, *when)
+                        if ident not in moves or key >= moves[ident][0]:
+                            moves[ident] = (key, to)
+                    else:
+                        pollinated[(to, ident)] = None
+                elif ev == Event.STATE:
+                    states[rank] = rec
+                # "open", "resume", "done" and unknown events are informational
+            except ValueError as e:
+                if problems is None:
+                    raise ValueError(f"{e}; {REPAIR_HINT}") from None
+                problems.append(Problem(path, lineno, str(e).removeprefix(f"{where}: ")))
     out = Restored(states=states, evaluations={rank: 0 for rank, _ in files},
                    hops={ident: key[0] for ident, (key, _) in moves.items()})
     by_id: dict[str, Individual] = {}
@@ -89,6 +104,12 @@ def restore(directory: StrPath) -> Restored:
                   if ident in by_id and by_id[ident].island != island]
     out.unfinished = [rec for _, rec in sorted(v for k, v in pending.items() if k not in ends)]
     return out
+
+
+def _check_fits(fits: Callable[[dict[str, Any]], str | None] | None, params: dict[str, Any], where: str) -> None:
+    why = fits(params) if fits is not None else None
+    if why:
+        raise ValueError(f"{where}: a configuration of another search ({why})")
 
 
 @dataclass

@@ -93,15 +93,19 @@ class Journal:
         except ValueError as e:
             raise ValueError(f"record ev={record['ev']!r} id={record.get('id')!r} is not valid JSON ({e}); "
                              "write None for an infinite or NaN loss") from None
-        n = self._file.write(line)
-        if n != len(line):  # a regular file takes it in one call; a short write (full disk, signal) goes on
-            data = memoryview(line)[n:]
-            while data:
-                data = data[self._file.write(data):]
-        now = time.monotonic()
-        if now - self._last_sync >= self.fsync_interval:
-            os.fsync(self._file.fileno())
-            self._last_sync = now
+        try:
+            n = self._file.write(line)
+            if n != len(line):  # a regular file takes it in one call; a short write (full disk, signal) goes on
+                data = memoryview(line)[n:]
+                while data:
+                    data = data[self._file.write(data):]
+            now = time.monotonic()
+            if now - self._last_sync >= self.fsync_interval:
+                os.fsync(self._file.fileno())
+                self._last_sync = now
+        except OSError as e:  # ENOSPC, EDQUOT, EIO: say which file (the records before this one are kept)
+            raise OSError(e.errno, f"cannot write the journal {self.path}: {e.strerror or e}", str(self.path)
+                          ) from e
 
     def close(self) -> None:
         """Flush, fsync and close; closing twice is a no-op."""

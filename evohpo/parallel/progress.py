@@ -1,6 +1,10 @@
 """Progress of the whole search, shown by rank 0: every worker sends its counts there now and then
 (``ProgressReport``); rank 0 shows them as a tqdm bar on a terminal, as periodic log lines otherwise
-(``ProgressBar``)."""
+(``ProgressBar``).
+
+After a resume the count shown is the evaluations restored from the checkpoint (the whole search's, whatever
+the number of ranks now) plus those run in this session by every worker; the rate counts only the latter.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +22,14 @@ log = logging.getLogger("evohpo")
 
 
 class ProgressBar:
-    """Evaluations done of the budget, best value (of the goal's metric), evaluations per second and time left."""
+    """Evaluations done of the budget, best value (of the goal's metric), evaluations per second and time left.
+
+    ``initial``: evaluations done before this session (restored): the tqdm bar starts there, so that its rate
+    counts only this session's.
+    """
 
     def __init__(self, total: int | None, time_limit: float | None, tty: bool | None = None,
-                 goal: Goal | None = None) -> None:
+                 goal: Goal | None = None, initial: int = 0) -> None:
         self.total, self.time_limit = total, time_limit
         self.goal = goal or Goal()
         self.bar: Any = None
@@ -31,7 +39,7 @@ class ProgressBar:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, unit="eval", dynamic_ncols=True, desc="evohpo")
+                self.bar = tqdm(total=total, unit="eval", dynamic_ncols=True, desc="evohpo", initial=initial)
 
     def left(self, done: int, rate: float, elapsed: float) -> float | None:
         """Seconds until the budget or the time limit, whichever comes first; None when unknown."""
@@ -43,7 +51,8 @@ class ProgressBar:
         return min(options) if options else None
 
     def update(self, done: int, best: float, rate: float, elapsed: float) -> None:
-        """Show the counts; ``best`` is the best signed loss (inf before the first ok evaluation)."""
+        """Show the counts; ``done`` includes restored evaluations, ``rate`` counts this session's only;
+        ``best`` is the best signed loss (inf before the first ok evaluation)."""
         left = self.left(done, rate, elapsed)
         value = self.goal.value(best)
         if self.bar is not None:
@@ -63,13 +72,14 @@ class ProgressBar:
 
 
 class ProgressReport:
-    """Every ``interval`` seconds: a worker's (evaluations done, best loss) goes to rank 0, which shows the sum."""
+    """Every ``interval`` seconds: a worker's (evaluations run in this session, best loss) goes to rank 0, which
+    shows ``resumed`` (evaluations of the whole search restored from the checkpoint) plus the sum of the runs."""
 
     def __init__(self, transport: Transport, population: Population, interval: float, total: int | None,
-                 time_limit: float | None, goal: Goal | None = None) -> None:
-        self.transport, self.population, self.interval = transport, population, interval
-        self.bar = ProgressBar(total, time_limit, goal=goal) if transport.rank == 0 else None
-        self._workers: dict[int, tuple[int, float]] = {}  # rank -> its last (done, best loss)
+                 time_limit: float | None, goal: Goal | None = None, resumed: int = 0) -> None:
+        self.transport, self.population, self.interval, self.resumed = transport, population, interval, resumed
+        self.bar = ProgressBar(total, time_limit, goal=goal, initial=resumed) if transport.rank == 0 else None
+        self._workers: dict[int, tuple[int, float]] = {}  # rank -> its last (run, best loss)
         self._t0 = self._last = time.time()
 
     def start(self) -> None:
@@ -77,7 +87,8 @@ class ProgressReport:
         self._t0 = self._last = time.time()
 
     def tick(self, done: int, run: int) -> None:
-        """After an evaluation: ``done`` finished by this worker (restored ones included), ``run`` by this process."""
+        """After an evaluation: ``done`` finished by this worker (restored ones included), ``run`` by this process
+        (what is sent and summed: the restored ones are counted once, in ``resumed``)."""
         now = time.time()
         if now - self._last < self.interval:
             return
@@ -85,16 +96,16 @@ class ProgressReport:
         leader = self.population.best()
         best = leader.loss if leader is not None else math.inf
         if self.bar is None:
-            self.transport.send(0, Tag.PROGRESS, (done, best))
+            self.transport.send(0, Tag.PROGRESS, (run, best))
             return
-        self._workers[0] = (done, best)
-        total = sum(n for n, _ in self._workers.values())
+        self._workers[0] = (run, best)
+        ran = sum(n for n, _ in self._workers.values())
         best_loss = min(b for _, b in self._workers.values())
-        rate = run * self.transport.size / max(now - self._t0, 1e-9)
-        self.bar.update(total, best_loss, rate, now - self._t0)
+        elapsed = now - self._t0
+        self.bar.update(self.resumed + ran, best_loss, ran / max(elapsed, 1e-9), elapsed)
 
     def on_message(self, src: int, payload: tuple[int, float]) -> None:
-        """A worker's counts (rank 0)."""
+        """A worker's counts (rank 0): its evaluations run in this session and its best loss."""
         self._workers[src] = payload
 
     def close(self) -> None:

@@ -13,10 +13,11 @@ import numpy as np
 from ..core.evolver import Evolver
 from ..core.migration import IslandLayout, MigrationPolicy
 from ..journal import records
+from ..journal.damage import DamagedCheckpoint, meta_space
 from ..journal.directory import CheckpointDirectory
 from ..journal.files import journal_files
-from ..journal.reader import read_meta
-from ..journal.restore import RankPlan, plan, restore
+from ..journal.reader import Problem, read_meta
+from ..journal.restore import RankPlan, Restored, plan, restore
 from .transport import Transport
 
 log = logging.getLogger("evohpo")
@@ -37,18 +38,30 @@ def open_checkpoint(path: str, meta: Mapping[str, Any], resume: bool, transport:
         outcome = transport.allgather(outcome)[0]
         if isinstance(outcome, Exception):
             raise outcome
-        mine = plan(restore(path), layout, transport.rank) if outcome == "resume" else None
+        mine = plan(_restore(path, meta), layout, transport.rank) if outcome == "resume" else None
         if mine is not None:
             log.info("resumed %d evaluations from %s (this rank: %d done, %d unfinished to run first)",
                      mine.total_done, path, mine.done, len(mine.requeued))
         transport.allgather(None)  # nobody writes before everyone has read the journals
         journal = directory.open_journal(transport.rank, fsync_interval)
+        journal.write(records.opened(transport.rank, time.time()))
         if mine is not None:
             journal.write(records.resume(mine.total_done, len(mine.requeued), time.time()))
     except BaseException:
         directory.close()  # a later search in this process must be able to take the lock
         raise
     return directory, mine
+
+
+def _restore(path: str, meta: Mapping[str, Any]) -> Restored:
+    """The journals of ``path``, refused with every damaged record named (a resume must not lose or mix
+    results; ``evohpo repair`` sets damaged records aside)."""
+    problems: list[Problem] = []
+    space = meta_space(meta)
+    restored = restore(path, fits=space.misfit if space is not None else None, problems=problems)
+    if problems:
+        raise DamagedCheckpoint(path, problems)
+    return restored
 
 
 def stored_strategy(path: str, resume: bool, transport: Transport) -> str | None:

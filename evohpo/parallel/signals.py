@@ -34,7 +34,12 @@ class StopSignals:
         if signum == signal.SIGINT and self.reason == "received SIGINT":
             raise KeyboardInterrupt  # Ctrl-C twice: the user wants out now
         self.reason = f"received {signal.Signals(signum).name}"
-        if self.evaluating and self.grace is not None and not self._armed:
+        self.arm()
+
+    def arm(self) -> None:
+        """Start the grace period if an evaluation runs (a stop signal here, or a peer's STOP heard by the
+        ``listener``, from its thread); only where the handlers are installed (the alarm would be fatal else)."""
+        if self._previous and self.evaluating and self.grace is not None and not self._armed:
             self._armed = True
             signal.setitimer(signal.ITIMER_REAL, max(self.grace, 1e-3))
 

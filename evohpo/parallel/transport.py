@@ -48,6 +48,7 @@ class Transport(ABC):
         self.received = np.zeros(size, dtype=np.int64)
         self._expected: np.ndarray | None = None
         self._closing = False
+        self._held: list[Message] = []
 
     @property
     def closing(self) -> bool:
@@ -66,12 +67,29 @@ class Transport(ABC):
             self._send_all(dests, int(tag), payload)
 
     def poll(self) -> list[Message]:
-        """Everything that has arrived, without waiting; completed sends are freed too."""
+        """Everything that has arrived, without waiting (what ``hold`` kept first); completed sends are freed too."""
         self._free_completed()
+        msgs = self._take()
+        if self._held:
+            msgs, self._held = self._held + msgs, []
+        return msgs
+
+    def hold(self) -> list[Message]:
+        """Receive what has arrived and keep it for the next ``poll``; return it (the ``listener``'s look)."""
+        msgs = self._take()
+        self._held.extend(msgs)
+        return msgs
+
+    def _take(self) -> list[Message]:
         msgs = self._receive()
         for src, _, _ in msgs:
             self.received[src] += 1
         return msgs
+
+    @property
+    def threads_ok(self) -> bool:
+        """Whether a second thread may use the transport while the first runs user code."""
+        return True
 
     def close(self) -> None:
         """Begin termination: post this worker's send counts. No sends after this."""
@@ -149,6 +167,10 @@ class MPITransport(Transport):
         self._counts_in = np.zeros(self.size, dtype=np.int64)
         self._counts_out = np.zeros(self.size, dtype=np.int64)
         self._counts_req: Any = None
+
+    @property
+    def threads_ok(self) -> bool:  # the loss function may call MPI while the listener probes
+        return bool(self._mpi.Query_thread() == self._mpi.THREAD_MULTIPLE)
 
     def _send_all(self, dests: list[int], tag: int, payload: Any) -> None:
         data = self._mpi.pickle.dumps(payload)  # once, however many receivers: what isend would send each

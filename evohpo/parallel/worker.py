@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from ..core.context import EvalContext
@@ -25,6 +26,7 @@ from .evaluation import LossFn, evaluate
 from .failures import FailureWatch
 from .gcfreeze import SurvivorFreezer
 from .islands import IslandExchange
+from .listener import StopListener
 from .progress import ProgressReport
 from .result import SearchResult, Tally, gather
 from .signals import StopSignals
@@ -73,7 +75,7 @@ class Worker:
         self.island_rank = layout.workers(self.island).index(self.rank)
         self.budget = Budget(transport, self.peers, budget, done=done, requeued=requeued, share=share_budget)
         self.progress = ProgressReport(transport, evolver.population, progress_interval, total_budget, time_limit,
-                                       self.goal)
+                                       self.goal, resumed=resumed)
         self.signals = signals or StopSignals(None)
         self.tally = Tally()
         self.stop_reason: str | None = None
@@ -81,6 +83,8 @@ class Worker:
         self.failures = failures or FailureWatch(None)
         self._t0 = self._last_state = time.time()
         self._freezer = SurvivorFreezer()
+        threads_ok = transport.size > 1 and transport.threads_ok
+        self._listener = StopListener(transport, self.signals, self.request_stop) if threads_ok else None
         self._handlers: dict[int, Callable[[int, Any], None]] = {
             Tag.RESULT: self._on_peer_result,
             Tag.MIGRANT: lambda src, payload: self.exchange.on_migrants(payload),
@@ -105,10 +109,14 @@ class Worker:
                                            self.layout, self.checkpoint, self.goal))
         self._t0 = time.time()
         self.progress.start()
+        if self._listener is not None:
+            self._listener.start()
         try:
             reason = self._loop()
         finally:
             self._freezer.close()  # also when an evaluation raises (on_error="raise")
+            if self._listener is not None:
+                self._listener.close()
         self._finish(reason)
         return reason
 
@@ -167,7 +175,8 @@ class Worker:
         start = time.time()
         self.journal.write(records.start(ind_id, params, self.island, gen, start))
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
-        out = evaluate(self.loss_fn, params, ctx, self.signals)
+        with self._listener.evaluating() if self._listener is not None else nullcontext():
+            out = evaluate(self.loss_fn, params, ctx, self.signals)
         if out.exception is not None and self.on_error == "raise":
             log.critical("evaluation %s failed with params %s; aborting all ranks\n%s", ind_id, params, out.error)
             self.journal.close()

@@ -1,18 +1,26 @@
-"""Command line: ``python -m evohpo summary|plot|csv|watch DIR`` (also installed as ``evohpo``).
+"""Command line: ``python -m evohpo summary|plot|csv|watch|repair DIR`` (also installed as ``evohpo``).
 
 Exit codes: 0 success, 1 an output file could not be written, 2 bad arguments or an unreadable checkpoint
-directory (missing, without journals, or corrupt), with a message naming the path on stderr.
+directory (missing, without journals, an unreadable meta.json, or in use by a search, for ``repair``), with a
+message naming the path on stderr. Damaged records are left out with a warning on stderr naming each file and
+line; ``repair`` sets them aside. Output into a pipe
+closed early (``evohpo csv DIR | head``) ends quietly with 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..journal.damage import DamagedCheckpointWarning
+from ..journal.directory import CheckpointInUse
+from ..journal.repair import repair
 from . import load as res
 
 
@@ -35,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between reads (default 2)")
     s.add_argument("--total", type=int, default=None, metavar="N", help="expected evaluations, for a bar")
+    s = sub.add_parser("repair", help="set damaged journal records aside (the originals go to DIR/repair-*/) and "
+                                      "keep every good one, so that the search resumes")
+    s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
+    s.add_argument("--dry-run", action="store_true", help="only say what would be done")
     return p
 
 
@@ -43,38 +55,86 @@ def _fail(command: str, message: str, code: int = 2) -> int:
     return code
 
 
+def _stdout_closed() -> int:
+    """The reader of standard output went away (a closed pipe): send what is still buffered, and any later output,
+    to os.devnull, so that the interpreter's flush at exit does not fail again; exit 0, as ``head`` wanted."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (replaced by the caller): nothing to do
+        pass
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (the console script passes it to ``sys.exit``)."""
     args = _parser().parse_args(argv)
     if args.command == "watch":
         return _watch(args)
+    if args.command == "repair":
+        return _repair(args)
     try:
-        results = res.load(args.directory)
+        results = _load(args.command, args.directory, set())
     except FileNotFoundError as e:  # a missing directory or one without journals
         return _fail(args.command, str(e))
-    except ValueError as e:  # a corrupt journal or meta.json
+    except ValueError as e:  # an unreadable meta.json
         return _fail(args.command, f"cannot read the checkpoint directory {args.directory!r}: {e}")
     try:
         if args.command == "summary":
             if args.top < 0:
                 return _fail("summary", f"--top {args.top} must be >= 0")
-            print(results.summary(args.top))
+            print(results.summary(args.top), flush=True)
         elif args.command == "plot":
             results.plot(args.output, dpi=args.dpi)
             print(f"wrote {args.output} ({results.counts['evaluations']} evaluations)", file=sys.stderr)
         elif args.command == "csv":
             if args.output == "-":
                 results.to_csv(sys.stdout)
+                sys.stdout.flush()  # a closed pipe shows here, not at exit
             else:
                 results.to_csv(args.output)
                 print(f"wrote {args.output} ({results.counts['evaluations']} rows)", file=sys.stderr)
+    except BrokenPipeError as e:
+        if args.command == "summary" or getattr(args, "output", None) == "-":
+            return _stdout_closed()
+        return _fail(args.command, f"cannot write {args.output!r}: {e}", code=1)
     except OSError as e:
         return _fail(args.command, f"cannot write {getattr(args, 'output', '')!r}: {e}", code=1)
     return 0
 
 
+def _load(command: str, directory: str, warned: set[str]) -> res.Results:
+    """``load(directory)``, its warnings (damaged records left out) printed once each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedCheckpointWarning)
+        results = res.load(directory)
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, DamagedCheckpointWarning) and text not in warned:
+            warned.add(text)
+            print(f"evohpo {command}: warning: {text}", file=sys.stderr)
+        elif not issubclass(w.category, DamagedCheckpointWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return results
+
+
+def _repair(args: argparse.Namespace) -> int:
+    try:
+        report = repair(args.directory, dry_run=args.dry_run)
+    except (FileNotFoundError, ValueError, CheckpointInUse) as e:
+        return _fail("repair", str(e))
+    print(report)
+    return 0
+
+
 def _watch(args: argparse.Namespace) -> int:
-    """Re-read the directory every ``--interval`` seconds until every rank stopped (or Ctrl-C)."""
+    """Re-read the directory every ``--interval`` seconds until every rank stopped (or Ctrl-C).
+
+    A search that ended already shows its final state only (no bar: its rate would be every evaluation over
+    the first read's split second). On a running one the bar starts at the evaluations done before watching,
+    so that its rate counts only those finished while watching.
+    """
     from tqdm import tqdm
 
     if args.interval <= 0:
@@ -82,29 +142,38 @@ def _watch(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         return _fail("watch", f"checkpoint directory {args.directory!r} does not exist or is not a directory")
     bar: Any = None
+    warned: set[str] = set()
     try:
         while True:
             try:
-                results = res.load(args.directory)
+                results = _load("watch", args.directory, warned)
             except res.NoJournals:
                 results = None  # the search has not written its first record yet
             except (FileNotFoundError, ValueError) as e:
                 return _fail("watch", str(e))
             if results is not None:
                 c = results.counts
-                if bar is None:
-                    bar = tqdm(total=args.total, unit="eval", desc="evaluations", dynamic_ncols=True)
-                bar.update(c["evaluations"] - bar.n)
                 best = results.best(1)
-                bar.set_postfix({f"best {results.metric}": f"{results.value(best[0]):.4g}" if best else "-",
-                                 "failed": c["failed"], "in_flight": c["in_flight"]}, refresh=True)
+                shown = {f"best {results.metric}": f"{results.value(best[0]):.4g}" if best else "-",
+                         "failed": c["failed"], "in_flight": c["in_flight"]}
                 if results.ended:
-                    bar.close()
-                    print(results.summary(top=5))
+                    if bar is not None:
+                        bar.update(c["evaluations"] - bar.n)
+                        bar.close()
+                    print(f"the search ended: {c['evaluations']} evaluations, "
+                          + ", ".join(f"{k}={v}" for k, v in shown.items()), file=sys.stderr)
+                    print(results.summary(top=5), flush=True)
                     return 0
+                if bar is None:
+                    bar = tqdm(total=args.total, initial=c["evaluations"], unit="eval", desc="evaluations",
+                               dynamic_ncols=True)
+                bar.update(c["evaluations"] - bar.n)
+                bar.set_postfix(shown, refresh=True)
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:
+        return _stdout_closed()
     finally:
         if bar is not None:
             bar.close()

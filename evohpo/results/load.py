@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from ..core.goal import Goal, GoalView
 from ..core.individual import FAILED, OK, PRUNED, Individual
 from ..core.space import Space
+from ..journal.damage import DamagedCheckpointWarning, damage_report, examine, meta_space
 from ..journal.files import StrPath, journal_files
 from ..journal.finished import RunTracker, SearchState, latest_ranks
-from ..journal.reader import TornRecordWarning, read_meta, scan
+from ..journal.reader import Problem, TornRecordWarning, read_meta, scan
 from ..journal.records import Event
-from ..journal.restore import Restored, restore
+from ..journal.restore import Restored
 from . import plots, tables
 from .curves import Curve, curves
 from .tables import COLUMNS, PARAM_PREFIX
@@ -64,18 +65,21 @@ def _torn_count(caught: list[warnings.WarningMessage]) -> int:
     return sum(issubclass(w.category, TornRecordWarning) for w in caught)
 
 
-def _read(directory: Path) -> tuple[Restored, dict[str, Any], int]:
-    """restore() plus what it leaves out: where each rank's run stands and the time span."""
+def _read(directory: Path, meta: dict[str, Any] | None,
+          problems: list[Problem]) -> tuple[Restored, dict[str, Any], int]:
+    """restore() plus what it leaves out: where each rank's run stands and the time span; damaged records are
+    left out and added to ``problems``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornRecordWarning)
-        restored = restore(directory)
+        restored, found = examine(directory, meta)
+        problems += found
         torn = _torn_count(caught)
         caught.clear()
         tracker = RunTracker()
         first, last = math.inf, -math.inf
         for rank, path in journal_files(directory):
             tracker.begin(rank)
-            for _, rec in scan(path):
+            for _, rec in scan(path, problems=[]):  # the damaged lines are in ``problems`` already
                 tracker.see(rank, rec)
                 t = _number(rec.get("t"))
                 if t is not None:
@@ -95,7 +99,9 @@ def load(directory: StrPath) -> Results:
     """Read every journal in ``directory`` (finished or still being written) into a ``Results``.
 
     Raises FileNotFoundError naming the path when the directory is missing, ``NoJournals`` (a
-    FileNotFoundError) when it holds no journal, and ValueError for a journal corrupt before its last line.
+    FileNotFoundError) when it holds no journal, and ValueError for an unreadable meta.json. Damaged records
+    (a line in the middle that is not JSON, a configuration of another space, a missing journal) are left out
+    with a ``DamagedCheckpointWarning`` naming each file and line, and listed in ``Results.problems``.
     """
     d = Path(directory)
     if not d.is_dir():
@@ -105,16 +111,17 @@ def load(directory: StrPath) -> Results:
         if not before:
             raise NoJournals(f"no journals (journal-rNNNN.jsonl) in {str(d)!r}: not a checkpoint directory, or "
                              "its search has not started yet")
-        try:
-            restored, extra, torn = _read(d)
-        except ValueError:
+        meta, problems = read_meta(d), []
+        restored, extra, torn = _read(d, meta, problems)
+        if problems and _sizes(d) != before and attempt < _RETRIES - 1:
             # A reader that hits the end of a line being appended sees a torn line followed by its rest on the
-            # next read, which looks like corruption in the middle; a journal that grew meanwhile is retried.
-            if _sizes(d) == before or attempt == _RETRIES - 1:
-                raise
+            # next read, which looks like damage in the middle; a journal that grew meanwhile is read again.
             time.sleep(0.01 * (attempt + 1))
             continue
-        return Results(d, read_meta(d), restored, extra, torn)
+        if problems:
+            warnings.warn(damage_report(d, problems) + " (the damaged records are left out)",
+                          DamagedCheckpointWarning, stacklevel=2)
+        return Results(d, meta, restored, extra, torn, problems)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -122,13 +129,12 @@ class Results(GoalView):
     """A search read from its checkpoint directory; build it with ``load(directory)``."""
 
     def __init__(self, directory: Path, meta: dict[str, Any] | None, restored: Restored,
-                 extra: dict[str, Any], torn: int = 0) -> None:
+                 extra: dict[str, Any], torn: int = 0, problems: list[Problem] | None = None) -> None:
         self.directory = directory
+        self.problems: list[Problem] = list(problems or [])  # damaged records left out (``journal.damage``)
         self.meta = meta
         self.goal = Goal.from_meta(meta)  # what the search optimized (meta.json; "minimize" "loss" before it said)
-        self.space: Space | None = None
-        if meta and isinstance(meta.get("space"), dict) and meta["space"]:
-            self.space = Space.from_description(meta["space"])
+        self.space: Space | None = meta_space(meta)
         self.individuals: list[Individual] = list(restored.individuals)  # finished, by end time
         self.unfinished: list[dict[str, Any]] = list(restored.unfinished)  # started or interrupted, not redone
         self.torn = torn  # journals whose torn last line was skipped

@@ -71,6 +71,10 @@ def summary(results: Results, top: int = 10) -> str:
     if results.torn:
         lines.append(f"  note: skipped the torn last line of {results.torn} journal(s) (still being written, "
                      "or cut short by a crash)")
+    problems = results.problems
+    if problems:
+        lines.append(f"  damaged: {len(problems)} record(s) or journal(s) left out (first: {problems[0]}); "
+                     f"python -m evohpo repair {results.directory} sets them aside")
     errors = Counter(_last_line(i.error) for i in results.individuals if i.status == FAILED)
     for err, k in errors.most_common(3):
         lines.append(f"  failed x{k}: {err}")
