@@ -39,8 +39,55 @@ class Restored:
         return len(self.individuals)
 
 
-def restore(directory: StrPath, fits: Callable[[dict[str, Any]], str | None] | None = None,
-            problems: list[Problem] | None = None) -> Restored:
+Fits = Callable[[dict[str, Any]], str | None]  # why a configuration is not of the space, or None
+
+
+@dataclass
+class _Seen:
+    """What the records said so far, newest wins (by time, then by reading order)."""
+
+    ends: dict[str, tuple[tuple[float, int], Individual, int]] = field(default_factory=dict)  # id -> (when, it, rank)
+    pending: dict[str, tuple[tuple[float, int], dict[str, Any]]] = field(default_factory=dict)  # start/interrupted
+    moves: dict[str, tuple[tuple[int, float, int], int]] = field(default_factory=dict)  # id -> ((hop, when), island)
+    pollinated: dict[tuple[int, str], None] = field(default_factory=dict)  # (island, id), insertion-ordered
+    states: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def later(self, table: dict[str, Any], ident: str, when: tuple) -> bool:
+        return ident not in table or when >= table[ident][0]
+
+    def take(self, rec: dict[str, Any], rank: int, started: dict[str, dict[str, Any]], when: tuple[float, int],
+             where: str, fits: Fits | None) -> None:
+        """One record of ``rank``'s journal (``started``: its start records not yet ended); a ValueError naming
+        ``where`` for a malformed one or a configuration that does not fit."""
+        ev = rec.get("ev")
+        if ev == Event.END:
+            joined = rec_.joined(rec, started.get(rec_.ident(rec, where)), rank, where)
+            ind = rec_.individual(joined, rank, where)
+            _check_fits(fits, ind.params, where)
+            started.pop(ind.id, None)
+            if ind.status == INTERRUPTED:
+                if self.later(self.pending, ind.id, when):
+                    self.pending[ind.id] = (when, rec_.pending(joined, rank))
+            elif self.later(self.ends, ind.id, when):
+                self.ends[ind.id] = (when, ind, rank)
+        elif ev == Event.START:
+            ident = rec_.check_start(rec, where)
+            _check_fits(fits, rec["params"], where)
+            started[ident] = rec
+            if self.later(self.pending, ident, when):
+                self.pending[ident] = (when, rec_.pending(rec, rank))
+        elif ev == Event.MIGRATE:
+            ident, to, hop, mode = rec_.migration(rec, where)
+            if mode == "pollinate":
+                self.pollinated[(to, ident)] = None
+            elif self.later(self.moves, ident, (hop, *when)):
+                self.moves[ident] = ((hop, *when), to)
+        elif ev == Event.STATE:
+            self.states[rank] = rec
+        # "open", "repair", "resume", "done" and unknown events are informational
+
+
+def restore(directory: StrPath, fits: Fits | None = None, problems: list[Problem] | None = None) -> Restored:
     """Rebuild the search from every journal in ``directory`` (see ``Restored``).
 
     ``fits(params)`` says why a configuration is not of this search's space (None when it is): a record
@@ -48,65 +95,34 @@ def restore(directory: StrPath, fits: Callable[[dict[str, Any]], str | None] | N
     its file and line, unless it is added to ``problems`` and left out.
     """
     files = journal_files(directory)
-    order = itertools.count()
-    ends: dict[str, tuple[tuple[float, int], Individual, int]] = {}  # id -> (when, individual, file rank)
-    pending: dict[str, tuple[tuple[float, int], dict[str, Any]]] = {}  # latest start / interrupted end
-    moves: dict[str, tuple[tuple[int, float, int], int]] = {}  # id -> ((hop, t, order), island)
-    pollinated: dict[tuple[int, str], None] = {}  # (island, id), insertion-ordered
-    states: dict[int, dict[str, Any]] = {}
+    order, seen = itertools.count(), _Seen()
     for rank, path in files:
         started: dict[str, dict[str, Any]] = {}  # id -> its start record in this journal, until its end
         for lineno, rec in scan(path, problems=problems):
-            where, ev, when = f"{path}: line {lineno}", rec.get("ev"), (rec_.time_of(rec), next(order))
+            where = f"{path}: line {lineno}"
             try:
-                if ev == Event.END:
-                    joined = rec_.joined(rec, started.get(rec_.ident(rec, where)), rank, where)
-                    ind = rec_.individual(joined, rank, where)
-                    _check_fits(fits, ind.params, where)
-                    started.pop(ind.id, None)
-                    if ind.status == INTERRUPTED:
-                        if ind.id not in pending or when >= pending[ind.id][0]:
-                            pending[ind.id] = (when, rec_.pending(joined, rank))
-                    elif ind.id not in ends or when >= ends[ind.id][0]:
-                        ends[ind.id] = (when, ind, rank)
-                elif ev == Event.START:
-                    ident = rec_.check_start(rec, where)
-                    _check_fits(fits, rec["params"], where)
-                    started[ident] = rec
-                    if ident not in pending or when >= pending[ident][0]:
-                        pending[ident] = (when, rec_.pending(rec, rank))
-                elif ev == Event.MIGRATE:
-                    ident, to, hop, mode = rec_.migration(rec, where)
-                    if mode == "migrate":
-                        key = (hop, *when)
-                        if ident not in moves or key >= moves[ident][0]:
-                            moves[ident] = (key, to)
-                    else:
-                        pollinated[(to, ident)] = None
-                elif ev == Event.STATE:
-                    states[rank] = rec
-                # "open", "resume", "done" and unknown events are informational
+                seen.take(rec, rank, started, (rec_.time_of(rec), next(order)), where, fits)
             except ValueError as e:
                 if problems is None:
                     raise ValueError(f"{e}; {REPAIR_HINT}") from None
                 problems.append(Problem(path, lineno, str(e).removeprefix(f"{where}: ")))
-    out = Restored(states=states, evaluations={rank: 0 for rank, _ in files},
-                   hops={ident: key[0] for ident, (key, _) in moves.items()})
+    out = Restored(states=seen.states, evaluations={rank: 0 for rank, _ in files},
+                   hops={ident: key[0] for ident, (key, _) in seen.moves.items()})
     by_id: dict[str, Individual] = {}
-    for ident, (_, ind, rank) in ends.items():
+    for ident, (_, ind, rank) in seen.ends.items():
         out.ran_on[ident] = ind.island
-        if ident in moves and moves[ident][1] != ind.island:
-            ind = ind.moved(moves[ident][1])
+        if ident in seen.moves and seen.moves[ident][1] != ind.island:
+            ind = ind.moved(seen.moves[ident][1])
         by_id[ident] = ind
         out.evaluations[rank] += 1
     out.individuals = sorted(by_id.values(), key=lambda i: i.end)
-    out.copies = [(island, by_id[ident].moved(island)) for island, ident in pollinated
+    out.copies = [(island, by_id[ident].moved(island)) for island, ident in seen.pollinated
                   if ident in by_id and by_id[ident].island != island]
-    out.unfinished = [rec for _, rec in sorted(v for k, v in pending.items() if k not in ends)]
+    out.unfinished = [rec for _, rec in sorted(v for k, v in seen.pending.items() if k not in seen.ends)]
     return out
 
 
-def _check_fits(fits: Callable[[dict[str, Any]], str | None] | None, params: dict[str, Any], where: str) -> None:
+def _check_fits(fits: Fits | None, params: dict[str, Any], where: str) -> None:
     why = fits(params) if fits is not None else None
     if why:
         raise ValueError(f"{where}: a configuration of another search ({why})")
