@@ -127,16 +127,22 @@ def test_sigterm_on_one_rank_stops_all_cleanly_and_the_next_run_resumes(tmp_path
     assert max(finished_ends(tmp_path).values()) == 1
 
 
-def test_grace_period_interrupts_a_long_evaluation_which_runs_first_after_restart(tmp_path):
-    opts = dict(generations=3, checkpoint=str(tmp_path), sleep=[3.0, 3.0], seed=1, grace_period=0.3)
+def signal_while_evaluating(tmp_path: Path, ranks: int, signalled: list[int], **opts) -> tuple[list[dict], float]:
+    """Start a search, send SIGUSR1 to the ``signalled`` ranks once every rank began its first evaluation; what
+    every rank saw, and when the signals went out."""
     piddir = tmp_path / "pids"
     piddir.mkdir()
-    proc = start(2, piddir=piddir, **opts)
-    wait_for_starts(tmp_path, 2)  # both ranks started their first evaluation
+    proc = start(ranks, piddir=piddir, **opts)
+    wait_for_starts(tmp_path, ranks)
     t0 = time.time()
-    for rank in (0, 1):
+    for rank in signalled:
         os.kill(int((piddir / f"rank-{rank}.pid").read_text()), signal.SIGUSR1)
-    seen, _ = finish(proc)
+    return finish(proc)[0], t0
+
+
+def test_grace_period_interrupts_a_long_evaluation_which_runs_first_after_restart(tmp_path):
+    opts = dict(generations=3, checkpoint=str(tmp_path), sleep=[3.0, 3.0], seed=1, grace_period=0.3)
+    seen, t0 = signal_while_evaluating(tmp_path, 2, [0, 1], **opts)
     assert time.time() - t0 < 2.5, "the grace period was not enforced"
     assert all(w["n_interrupted"] == 2 for w in seen)  # the result counts both ranks' interruptions
     restored = restore(tmp_path)
@@ -186,13 +192,7 @@ def test_a_signal_to_one_rank_gives_every_rank_the_grace_period(tmp_path):
     """SIGUSR1 to one rank of four during 8 s evaluations, grace 0.5 s: the peers hear its STOP while they train
     (the stop listener) and interrupt their evaluations too, instead of training to the end."""
     opts = dict(generations=3, checkpoint=str(tmp_path), sleep=[8.0, 8.0], seed=2, grace_period=0.5)
-    piddir = tmp_path / "pids"
-    piddir.mkdir()
-    proc = start(4, piddir=piddir, **opts)
-    wait_for_starts(tmp_path, 4)  # every rank started its first evaluation
-    t0 = time.time()
-    os.kill(int((piddir / "rank-1.pid").read_text()), signal.SIGUSR1)
-    seen, _ = finish(proc)
+    seen, t0 = signal_while_evaluating(tmp_path, 4, [1], **opts)
     assert time.time() - t0 < 5.0, "the peers trained to the end"  # 8 s without the listener
     assert all(w["n_interrupted"] == 4 for w in seen)
     assert all("SIGUSR1" in w["reason"] for w in seen)

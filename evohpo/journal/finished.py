@@ -1,6 +1,6 @@
 """The one definition of a finished search (standard library only: slurm/finished.py imports it in any shell).
 
-A rank's latest run *ended* when its journal has a ``done`` record after its last ``start`` or ``resume``.
+A rank's latest run *ended* when its journal has a ``done`` record after its last ``start``, ``open`` or ``resume``.
 The search *ended* when every rank of its latest run (meta.json's "ranks") ended, and it is *finished*
 when, in addition, every such rank stopped for a finishing reason: its budget was reached or the space was
 exhausted. A rank stopped by a signal or a time limit of its own ended but did not finish: the next job
