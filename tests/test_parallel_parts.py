@@ -70,14 +70,14 @@ def test_progress_goes_to_rank_0_which_shows_the_sum_and_the_best() -> None:
 
     assert reports[1].bar is None  # only rank 0 shows anything
     reports[0].bar = Bar()
-    reports[1].tick(done=3, run=3)
+    reports[1].tick(run=3)
     [(src, tag, payload)] = t0.poll()
     assert (src, tag, payload) == (1, Tag.PROGRESS, (3, 0.5))
     reports[0].on_message(src, payload)
-    reports[0].tick(done=2, run=2)  # rank 0 has no ok result yet: inf
+    reports[0].tick(run=2)  # rank 0 has no ok result yet: inf
     assert shown == [(5, 0.5)]
     reports[0].interval = 1e9
-    reports[0].tick(done=4, run=4)  # not due: nothing shown, nothing sent
+    reports[0].tick(run=4)  # not due: nothing shown, nothing sent
     reports[0].close()
     assert shown == [(5, 0.5), "closed"]
 

@@ -71,13 +71,13 @@ def test_progress_after_a_resume_counts_every_restored_evaluation_and_rates_only
                for t, p in zip((t0, t1), pops)]
     bar = Bar()
     reports[0].bar = bar
-    reports[0].tick(done=25 + 1, run=1)  # before rank 1's first message: all restored ones, and rank 0's run
+    reports[0].tick(run=1)  # before rank 1's first message: all restored ones, and rank 0's run
     assert bar.shown[-1][0] == 101
-    reports[1].tick(done=25 + 5, run=5)
+    reports[1].tick(run=5)
     [(src, tag, payload)] = t0.poll()
     assert (src, tag) == (1, Tag.PROGRESS)
     reports[0].on_message(src, payload)
-    reports[0].tick(done=25 + 1, run=1)
+    reports[0].tick(run=1)
     done, _, rate, elapsed = bar.shown[-1]
     assert done == 100 + 1 + 5
     assert rate * max(elapsed, 1e-9) == pytest.approx(6)  # this session's 6, never the 100 restored

@@ -16,7 +16,7 @@ from typing import Any
 from ..core.space import Space
 from .files import META, StrPath, journal_path
 from .reader import REPAIR_HINT, Problem
-from .restore import Restored, restore
+from .restore import Fits, Restored, restore
 
 SHOWN = 5  # problems named in a message; the rest are counted
 
@@ -84,10 +84,15 @@ def meta_space(meta: Mapping[str, Any] | None) -> Space | None:
     return Space.from_description(desc) if isinstance(desc, dict) and desc else None
 
 
+def meta_fits(meta: Mapping[str, Any] | None) -> Fits | None:
+    """Why a configuration is not of the space ``meta`` describes (``Space.misfit``); None without a space."""
+    space = meta_space(meta)
+    return space.misfit if space is not None else None
+
+
 def examine(directory: StrPath, meta: Mapping[str, Any] | None) -> tuple[Restored, list[Problem]]:
     """The journals of ``directory`` without their damaged records, and every problem: missing journals,
     then damaged records (checked against the space that ``meta`` describes, when it has one)."""
-    space = meta_space(meta)
     problems = missing_journals(directory, meta)
-    restored = restore(directory, fits=space.misfit if space is not None else None, problems=problems)
+    restored = restore(directory, fits=meta_fits(meta), problems=problems)
     return restored, problems

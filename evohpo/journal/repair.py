@@ -10,7 +10,6 @@ directory's lock is taken, so a running search is never repaired under its feet.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from . import records
 from .damage import examine
-from .directory import DirectoryLock, fsync_dir, new_folder, write_atomic
+from .directory import DirectoryLock, new_folder, write_atomic
 from .files import StrPath, journal_files
 from .reader import Problem, TornRecordWarning, read_meta, scan
 from .writer import _repair_tail, encode_line
@@ -113,10 +112,7 @@ def _keep_original(path: Path, backup: Path) -> None:
     """Copy ``path`` into ``backup`` once (the first pass that changes it), durably."""
     target = backup / path.name
     if not target.exists():
-        target.write_bytes(path.read_bytes())
-        with open(target, "rb") as f:
-            os.fsync(f.fileno())
-        fsync_dir(backup)
+        write_atomic(target, path.read_bytes())
 
 
 def _drop_lines(path: Path, lines: set[int], backup: Path) -> None:

@@ -86,9 +86,9 @@ class ProgressReport:
         """The search (and its rate) starts now."""
         self._t0 = self._last = time.time()
 
-    def tick(self, done: int, run: int) -> None:
-        """After an evaluation: ``done`` finished by this worker (restored ones included), ``run`` by this process
-        (what is sent and summed: the restored ones are counted once, in ``resumed``)."""
+    def tick(self, run: int) -> None:
+        """After an evaluation: ``run`` evaluations finished by this worker in this session (what is sent and
+        summed: the restored ones are counted once, in ``resumed``)."""
         now = time.time()
         if now - self._last < self.interval:
             return

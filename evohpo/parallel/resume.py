@@ -13,7 +13,7 @@ import numpy as np
 from ..core.evolver import Evolver
 from ..core.migration import IslandLayout, MigrationPolicy
 from ..journal import records
-from ..journal.damage import DamagedCheckpoint, meta_space
+from ..journal.damage import DamagedCheckpoint, meta_fits
 from ..journal.directory import CheckpointDirectory
 from ..journal.files import journal_files
 from ..journal.reader import Problem, read_meta
@@ -57,8 +57,7 @@ def _restore(path: str, meta: Mapping[str, Any]) -> Restored:
     """The journals of ``path``, refused with every damaged record named (a resume must not lose or mix
     results; ``evohpo repair`` sets damaged records aside)."""
     problems: list[Problem] = []
-    space = meta_space(meta)
-    restored = restore(path, fits=space.misfit if space is not None else None, problems=problems)
+    restored = restore(path, fits=meta_fits(meta), problems=problems)
     if problems:
         raise DamagedCheckpoint(path, problems)
     return restored

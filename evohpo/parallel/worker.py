@@ -139,7 +139,7 @@ class Worker:
             last = self._record(self._evaluate(params))
             self._freezer.tick(len(self.evolver.population))
             self.exchange.maybe_emigrate(self.evolver.rng)
-            self.progress.tick(self.n_done, self.tally.run)
+            self.progress.tick(self.tally.run)
 
     def _ask(self) -> dict[str, Any]:
         """The next configuration: an unfinished one restored from the checkpoint first, else a new child."""
