@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from . import clock
 from .individual import FAILED, OK, Individual
 from .population import Population
 from .propagators import BreedFn, Propagator, RandomInit, as_propagator, default_propagator
@@ -69,7 +69,7 @@ class Evolver:
     def _reserve(self, params: dict[str, Any], ind_id: str | None = None) -> dict[str, Any]:
         self.population.reserve(params)
         ind_id = ind_id or f"{self.name}-{self.generation}"
-        self._pending[self.space.key(params)] = (ind_id, self.generation, time.time())
+        self._pending[self.space.key(params)] = (ind_id, self.generation, clock.now())
         self.generation += 1
         return params
 
@@ -127,7 +127,7 @@ class Evolver:
             loss = math.inf
         ind = Individual(id=ind_id, params=dict(params), loss=loss, status=status,
                          island=self.island, rank=self.rank, generation=generation,
-                         start=asked if start is None else start, end=time.time() if end is None else end,
+                         start=asked if start is None else start, end=clock.now() if end is None else end,
                          error=error)
         # did the child make it into the breeding population?
         self.propagator.feedback(ind.params, ind.ok and ind.loss < self.population.kth_loss(self.pop_size))

@@ -12,11 +12,11 @@ NOTICE_DELAY and per NOTICE_BATCH evaluations, with 8 bytes per configuration.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
 
+from ..core import clock
 from ..core.migration import Batch, IslandLayout, MigrationPolicy, depart, emigrate, immigrate
 from ..core.population import Population
 from ..journal import records
@@ -54,7 +54,7 @@ class IslandExchange:
         """Send the waiting digests unless the last NOTICE went out less than NOTICE_DELAY ago (or ``force``)."""
         if not self._outbox:
             return
-        now = time.time() if now is None else now
+        now = clock.now() if now is None else now
         if force or len(self._outbox) >= NOTICE_BATCH or now - self._last_sent >= NOTICE_DELAY:
             self.transport.send_all(self.relays, Tag.NOTICE, self._outbox)
             self._outbox, self._last_sent = [], now
@@ -79,7 +79,7 @@ class IslandExchange:
             self.transport.send(r, Tag.MIGRANT, (out.mode, out.batch))
         if not self.policy.pollinate:  # they left: the island's other workers stop breeding from them too
             self.transport.send_all(self.peers, Tag.DEACTIVATE, [(ind.id, hop) for ind, hop in out.batch])
-        now = time.time()
+        now = clock.now()
         for ind, hop in out.batch:
             self.journal.write(records.migrate(ind.id, self.island, out.dest, hop, out.mode, now))
 

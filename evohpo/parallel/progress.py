@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import time
 from typing import Any
 
+from ..core import clock
 from ..core.goal import Goal
 from ..core.population import Population
 from .transport import Tag, Transport
@@ -80,16 +80,16 @@ class ProgressReport:
         self.transport, self.population, self.interval, self.resumed = transport, population, interval, resumed
         self.bar = ProgressBar(total, time_limit, goal=goal, initial=resumed) if transport.rank == 0 else None
         self._workers: dict[int, tuple[int, float]] = {}  # rank -> its last (run, best loss)
-        self._t0 = self._last = time.time()
+        self._t0 = self._last = clock.now()
 
     def start(self) -> None:
         """The search (and its rate) starts now."""
-        self._t0 = self._last = time.time()
+        self._t0 = self._last = clock.now()
 
     def tick(self, run: int) -> None:
         """After an evaluation: ``run`` evaluations finished by this worker in this session (what is sent and
         summed: the restored ones are counted once, in ``resumed``)."""
-        now = time.time()
+        now = clock.now()
         if now - self._last < self.interval:
             return
         self._last = now

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import clock
 from ..core.goal import Goal, GoalView
 from ..core.individual import Individual
 from ..core.migration import IslandLayout
@@ -65,22 +66,41 @@ class Tally:
 def gather(transport: Transport, layout: IslandLayout, island: int, population: Population, tally: Tally,
            reason: str, top_n: int, started: float, checkpoint: str | None = None,
            resumed: int = 0, goal: Goal | None = None) -> SearchResult:
-    """Every island's best to every worker (a collective: every worker calls it after its loop ended)."""
-    best = heapq.nsmallest(top_n, (i for i in population if i.ok), key=lambda i: (i.loss, i.id))
-    mine = {"island": island, "top": best, "done": tally.run, "failed": tally.failed,
-            "interrupted": tally.interrupted, "reason": reason}
-    everyone = transport.allgather(mine)
-    top = sorted({i.id: i for m in everyone for i in m["top"]}.values(), key=lambda i: (i.loss, i.id))
-    islands: list[Individual | None] = [None] * layout.n_islands
-    for m in everyone:
-        for ind in m["top"][:1]:
-            cur = islands[m["island"]]
-            if cur is None or ind.loss < cur.loss:
-                islands[m["island"]] = ind
-    return SearchResult(best=top[0] if top else None, top=top[:top_n], islands=islands,
-                        n_evaluations=sum(m["done"] for m in everyone), n_failed=sum(m["failed"] for m in everyone),
-                        n_interrupted=sum(m["interrupted"] for m in everyone), elapsed=time.time() - started,
+    """Every island's best to every worker (a collective: every worker calls it after its loop ended). A reduction,
+    so that what each worker receives is the ``top_n`` and one per island, however many workers there are."""
+    best = heapq.nsmallest(top_n, (i for i in population if i.ok), key=_order)
+    mine = Summary(best, {island: best[0]} if best else {}, tally.run, tally.failed, tally.interrupted)
+    total = transport.allreduce(mine, functools.partial(Summary.merge, top_n=top_n))
+    islands = [total.islands.get(i) for i in range(layout.n_islands)]
+    return SearchResult(best=total.top[0] if total.top else None, top=total.top, islands=islands,
+                        n_evaluations=total.done, n_failed=total.failed, n_interrupted=total.interrupted,
+                        elapsed=clock.now() - started,
                         reason=reason, checkpoint=checkpoint, resumed=resumed, archive=list(population),
                         active={i.id for i in population if population.is_active(i.id)},
                         messages={"sent": int(transport.sent.sum()), "received": int(transport.received.sum()),
                                   "pending_sends": transport.pending_sends()}, goal=goal or Goal())
+
+
+def _order(ind: Individual) -> tuple[float, str]:
+    return ind.loss, ind.id
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the workers combine at the end: the best ``top_n``, each island's best, and the counts."""
+
+    top: list[Individual]
+    islands: dict[int, Individual]
+    done: int
+    failed: int
+    interrupted: int
+
+    @staticmethod
+    def merge(a: Summary, b: Summary, top_n: int) -> Summary:
+        """Both summaries in one (associative and commutative: the order workers are combined in does not matter)."""
+        top = heapq.nsmallest(top_n, {i.id: i for i in (*a.top, *b.top)}.values(), key=_order)
+        islands = dict(a.islands)
+        for k, ind in b.islands.items():
+            if k not in islands or _order(ind) < _order(islands[k]):
+                islands[k] = ind
+        return Summary(top, islands, a.done + b.done, a.failed + b.failed, a.interrupted + b.interrupted)

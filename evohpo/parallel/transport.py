@@ -10,6 +10,7 @@ for tests of several workers in one process).
 from __future__ import annotations
 
 import enum
+import functools
 import queue
 import threading
 import time
@@ -44,11 +45,15 @@ class Transport(ABC):
 
     def __init__(self, rank: int, size: int) -> None:
         self.rank, self.size = rank, size
-        self.sent = np.zeros(size, dtype=np.int64)
-        self.received = np.zeros(size, dtype=np.int64)
+        self.sent = self._counts(size)
+        self.received = self._counts(size)
         self._expected: np.ndarray | None = None
         self._closing = False
         self._held: list[Message] = []
+
+    def _counts(self, size: int) -> Any:
+        """A per-peer message counter (a numpy array; the simulator's is sparse)."""
+        return np.zeros(size, dtype=np.int64)
 
     @property
     def closing(self) -> bool:
@@ -95,7 +100,7 @@ class Transport(ABC):
         """Begin termination: post this worker's send counts. No sends after this."""
         if not self._closing:
             self._closing = True
-            self._post_counts(self.sent.copy())
+            self._post_counts(self.sent)
 
     def finished(self) -> bool:
         """True once every message addressed here arrived and every own send completed (after ``close``)."""
@@ -142,6 +147,11 @@ class Transport(ABC):
     @abstractmethod
     def allgather(self, obj: Any) -> list[Any]:
         """A blocking gather to all workers (only after every worker finished)."""
+
+    def allreduce(self, obj: Any, merge: Callable[[Any, Any], Any]) -> Any:
+        """Every worker's ``obj`` combined by ``merge`` (associative and commutative), to all workers: a blocking
+        collective whose result, unlike ``allgather``'s, does not grow with the number of workers."""
+        return functools.reduce(merge, self.allgather(obj))
 
     def abort(self, code: int = 1) -> None:  # noqa: B027 (in-process workers just raise)
         """End all workers at once (a fatal error on one of them)."""
@@ -210,6 +220,9 @@ class MPITransport(Transport):
     def allgather(self, obj: Any) -> list[Any]:
         return self.comm.allgather(obj)
 
+    def allreduce(self, obj: Any, merge: Callable[[Any, Any], Any]) -> Any:
+        return self.comm.allreduce(obj, op=merge)
+
     def abort(self, code: int = 1) -> None:  # noqa: B027 (in-process workers just raise)
         self.comm.Abort(code)
 
@@ -259,7 +272,7 @@ class ThreadTransport(Transport):
 
     def _post_counts(self, counts: np.ndarray) -> None:
         with self.hub.lock:
-            self.hub.counts[self.rank] = counts
+            self.hub.counts[self.rank] = counts.copy()
 
     def _counts_result(self) -> np.ndarray | None:
         with self.hub.lock:

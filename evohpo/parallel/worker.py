@@ -8,11 +8,11 @@ Everything else a worker does is a collaborator with its own tests: the budget a
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
+from ..core import clock
 from ..core.context import EvalContext
 from ..core.evolver import Evolver, SpaceExhausted
 from ..core.goal import Goal
@@ -81,7 +81,7 @@ class Worker:
         self.stop_reason: str | None = None
         self.state_interval = state_interval
         self.failures = failures or FailureWatch(None)
-        self._t0 = self._last_state = time.time()
+        self._t0 = self._last_state = clock.now()
         self._freezer = SurvivorFreezer()
         threads_ok = transport.size > 1 and transport.threads_ok
         self._listener = StopListener(transport, self.signals, self.request_stop) if threads_ok else None
@@ -107,7 +107,7 @@ class Worker:
         """Work until the budget, the time limit, a stop signal or an exhausted space; then terminate cleanly."""
         self.callbacks.on_start(SearchInfo(self.rank, self.transport.size, self.island, self.island_rank,
                                            self.layout, self.checkpoint, self.goal))
-        self._t0 = time.time()
+        self._t0 = clock.now()
         self.progress.start()
         if self._listener is not None:
             self._listener.start()
@@ -172,7 +172,7 @@ class Worker:
     def _evaluate(self, params: dict[str, Any]) -> Individual:
         """Run the loss on ``params`` and tell the evolver; a failure is a result unless ``on_error="raise"``."""
         ind_id, gen = self.evolver.pending_id(params)
-        start = time.time()
+        start = clock.now()
         self.journal.write(records.start(ind_id, params, self.island, gen, start))
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
         with self._listener.evaluating() if self._listener is not None else nullcontext():
@@ -183,7 +183,7 @@ class Worker:
             if self.transport.size > 1:
                 self.transport.abort(1)
             raise out.exception
-        ind = self.evolver.tell(params, out.loss, error=out.error, status=out.status, start=start, end=time.time())
+        ind = self.evolver.tell(params, out.loss, error=out.error, status=out.status, start=start, end=clock.now())
         if out.error and out.status is None:
             log.warning("evaluation %s failed (params %s): %s", ind_id, params, out.error.splitlines()[-1])
         return ind
@@ -226,7 +226,7 @@ class Worker:
             return self.stop_reason
         if self.budget.spent() and not self.budget.wait_for_more(self._wait):
             return "budget reached"
-        if self.time_limit is not None and time.time() - self._t0 >= self.time_limit:
+        if self.time_limit is not None and clock.now() - self._t0 >= self.time_limit:
             return f"time limit of {self.time_limit:g} s reached"
         return None
 
@@ -241,7 +241,7 @@ class Worker:
 
     def _write_state(self, force: bool = False) -> None:
         """What resuming needs beyond the results (rng, counters): every ``state_interval`` seconds and at exit."""
-        now = time.time()
+        now = clock.now()
         if not force and now - self._last_state < self.state_interval:
             return
         self._last_state = now
@@ -274,7 +274,7 @@ class Worker:
     def _finish(self, reason: str) -> None:
         """Write the final state, tell the peers, and drain until every message addressed here arrived."""
         self._write_state(force=True)
-        self.journal.write(records.done(reason, self.n_done, time.time()))
+        self.journal.write(records.done(reason, self.n_done, clock.now()))
         self.exchange.flush(force=True)
         self.budget.retire()
         self.transport.close()
