@@ -13,7 +13,7 @@ import numpy as np
 from .core.evolver import Evolver
 from .core.goal import Goal
 from .core.individual import Individual
-from .core.migration import IslandLayout, MigrationPolicy, topology_matrix
+from .core.migration import IslandLayout, MigrationPolicy, make_topology
 from .core.propagators import BreedFn, Propagator
 from .core.space import Space
 from .core.strategies import DEFAULT, ends_by_itself, make_propagator
@@ -105,7 +105,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         rank, size = transport.rank, transport.size
         setup_logging(rank)
         layout = IslandLayout.make(size, islands, island_sizes)
-        policy = MigrationPolicy(topology_matrix(topology, layout.n_islands), migration_prob, emigrants,
+        policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
                                  emigrant_selection, pollinate)
         propagator = _strategy(propagator, checkpoint, resume, transport)
         _check_budget(propagator, generations, max_evaluations, time_limit)  # a resumed grid needs none either

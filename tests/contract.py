@@ -64,15 +64,17 @@ class Scenario:
 
 
 # --- the loss and what a worker saw -------------------------------------------------------------------------
-def make_loss(sc: Scenario, rank: int, size: int, stop: Callable[[], None]) -> tuple[Callable, list[list]]:
+def make_loss(sc: Scenario, rank: int, size: int, stop: Callable[[], None], now: Callable[[], float] = time.time,
+              sleep: Callable[[float], None] = time.sleep) -> tuple[Callable, list[list]]:
     """This rank's loss for ``sc`` and its log: one ``[id, params values, start, end]`` per call, from the
-    evaluation context (what really ran here, independent of what the result reports)."""
+    evaluation context (what really ran here, independent of what the result reports); ``now`` and ``sleep``
+    are the simulator's in virtual time."""
     rng = np.random.default_rng([int(sc.kwargs(size).get("seed", 0)), rank])
     names = list(sc.space_dict())
     log: list[list] = []
 
     def loss(params: dict[str, Any]) -> float:
-        start = time.time()
+        start = now()
         ctx = evohpo.current()
         assert ctx is not None and ctx.rank == rank, (ctx, rank)
         entry = [ctx.id, [params[k] for k in names], start, start]
@@ -80,8 +82,8 @@ def make_loss(sc: Scenario, rank: int, size: int, stop: Callable[[], None]) -> t
         if sc.stop_after and rank == size - 1 and len(log) == sc.stop_after:
             stop()
         if sc.sleep[1] > 0:
-            time.sleep(rng.uniform(*sc.sleep) * (sc.slow_rank0 if rank == 0 else 1.0))
-        entry[3] = time.time()
+            sleep(rng.uniform(*sc.sleep) * (sc.slow_rank0 if rank == 0 else 1.0))
+        entry[3] = now()
         return float(sum(float(params[k]) ** 2 for k in names))
 
     return loss, log
@@ -112,14 +114,14 @@ def observe(result: evohpo.SearchResult, log: list[list], rank: int, island: int
 
 
 # --- the in-process runner ------------------------------------------------------------------------------------
-def _recording_signals(registry: dict[int, Any]) -> type:
-    """A StopSignals that remembers, per thread, the instance ``optimize`` made there (threads install no
-    signal handlers, so a stop is delivered by setting its ``reason``, as the handler does)."""
+def _recording_signals(registry: dict[Any, Any], ident: Callable[[], Any] = threading.get_ident) -> type:
+    """A StopSignals that remembers, per thread (or per ``ident()``), the instance ``optimize`` made there (threads
+    install no signal handlers, so a stop is delivered by setting its ``reason``, as the handler does)."""
     from evohpo.parallel.signals import StopSignals
 
     class Recording(StopSignals):
         def __enter__(self) -> StopSignals:
-            registry[threading.get_ident()] = self
+            registry[ident()] = self
             return super().__enter__()
 
     return Recording
@@ -172,6 +174,32 @@ def run_threads(sc: Scenario, n: int, timeout: float = 30.0) -> list[Observation
     if sc.stop_after:
         assert len(registry) == n, "optimize no longer builds its StopSignals as evohpo.api.StopSignals"
     return [seen[r] for r in range(n)]
+
+
+def run_sim(sc: Scenario, n: int, cpu: str | float = "measured") -> list[Observation]:
+    """``sc`` on ``n`` simulated workers (``evohpo.sim``): the same ``optimize`` per worker, in virtual time."""
+    from evohpo.core.migration import IslandLayout
+    from evohpo.sim import Engine, SimTransport
+
+    engine = Engine(n, cpu=cpu)
+    kwargs = sc.kwargs(n)
+    layout = IslandLayout.make(n, kwargs.get("islands", 1), kwargs.get("island_sizes"))
+    registry: dict[Any, Any] = {}
+
+    def work(rank: int) -> Observation:
+        loss, log = make_loss(sc, rank, n, lambda: setattr(registry[rank], "reason", "received SIGTERM"),
+                              now=engine.now, sleep=engine.sleep)
+        transport = SimTransport(engine, rank)
+        t0 = engine.now()
+        result = evohpo.optimize(loss, sc.space_dict(), comm=transport, **kwargs)
+        return observe(result, log, rank, layout.island_of(rank), t0, engine.now() - t0, transport)
+
+    import evohpo.api
+    from evohpo.core import clock
+
+    with mock.patch.object(evohpo.api, "StopSignals", _recording_signals(registry, lambda: engine.current.rank)), \
+            clock.using(engine.now):
+        return engine.run(work)
 
 
 # --- checks ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from contract import SCENARIOS, check, run_threads
 
 from evohpo.core.individual import Individual
-from evohpo.core.migration import IslandLayout, MigrationPolicy, depart, emigrate, immigrate, topology_matrix
+from evohpo.core.migration import IslandLayout, MigrationPolicy, depart, emigrate, immigrate, make_topology
 from evohpo.core.population import Population
 from evohpo.core.space import Float, Space
 
@@ -80,7 +80,7 @@ def population(n: int = 12, pool_size: int = 8, island: int = 0) -> Population:
 
 
 def policy(**kw) -> MigrationPolicy:
-    return MigrationPolicy(topology_matrix(kw.pop("topology", "complete"), 2), **{"prob": 1.0, "emigrants": 100,
+    return MigrationPolicy(make_topology(kw.pop("topology", "complete"), 2), **{"prob": 1.0, "emigrants": 100,
                                                                                   **kw})
 
 
@@ -163,7 +163,7 @@ def test_nobody_leaves_when_not_due_without_a_route_or_owning_nothing() -> None:
     other = 1 - LAYOUT.owner("x", 0)
     assert emigrate(lone, policy(), LAYOUT, 0, other, due_rng()) is None
     assert pop.n_active == 12 and lone.n_active == 1 and not pol.hops
-    single = MigrationPolicy(topology_matrix("complete", 1), prob=1.0)  # one island: never due
+    single = MigrationPolicy(make_topology("complete", 1), prob=1.0)  # one island: never due
     assert not any(single.due(np.random.default_rng(s), 1) for s in range(50))
 
 

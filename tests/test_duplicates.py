@@ -16,7 +16,7 @@ import pytest
 
 import evohpo
 from evohpo.core.evolver import Evolver, SpaceExhausted
-from evohpo.core.migration import IslandLayout, MigrationPolicy, topology_matrix
+from evohpo.core.migration import IslandLayout, MigrationPolicy, make_topology
 from evohpo.core.population import Population
 from evohpo.core.space import Choice, Float, Int, Space
 from evohpo.parallel import islands
@@ -81,7 +81,7 @@ def test_digests_are_stable_across_number_types_and_mark_configurations_seen() -
 
 def exchanges(sizes: tuple[int, ...]) -> list[IslandExchange]:
     layout = IslandLayout(sizes)
-    policy = MigrationPolicy(topology_matrix("complete", layout.n_islands), prob=0.0)
+    policy = MigrationPolicy(make_topology("complete", layout.n_islands), prob=0.0)
     return [IslandExchange(t, layout, policy, Population(Space(S15), 4), None)
             for t in ThreadHub(layout.n_ranks).transports()]
 

@@ -12,7 +12,7 @@ from . import clock
 from .individual import FAILED, OK, Individual
 from .population import Population
 from .propagators import BreedFn, Propagator, RandomInit, as_propagator, default_propagator
-from .space import Choice, Float, Space, SpaceExhausted
+from .space import Choice, Space, SpaceExhausted
 
 
 def _below(rng: np.random.Generator, n: int) -> int:
@@ -76,7 +76,7 @@ class Evolver:
     def _any_unseen(self) -> dict[str, Any]:
         """An unseen configuration of a finite space, walking all of them in an order of this worker's own (from
         its rng): workers that all fall back here at once rarely pick the same one."""
-        if any(isinstance(p, Float) for p in self.space.values()):
+        if not self.space.finite:
             raise SpaceExhausted("no unseen configuration found after repeated random draws")
         # every value of every axis (a grid of log-spaced Int points would skip integers)
         axes = [p.values if isinstance(p, Choice) else range(p.low, p.high + 1) for p in self.space.values()]

@@ -3,6 +3,9 @@ immigration as pure functions over an island's population (the worker only carri
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,18 +41,20 @@ class IslandLayout:
 
     @property
     def n_ranks(self) -> int:
-        return sum(self.sizes)
+        return self._starts[-1]
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        """The first rank of each island, and the number of ranks last (found in O(log islands))."""
+        return [0, *itertools.accumulate(self.sizes)]
 
     def island_of(self, rank: int) -> int:
-        edge = 0
-        for island, size in enumerate(self.sizes):
-            edge += size
-            if rank < edge:
-                return island
-        raise ValueError(f"rank={rank} is outside the {self.n_ranks} ranks of the layout")
+        if not 0 <= rank < self.n_ranks:
+            raise ValueError(f"rank={rank} is outside the {self.n_ranks} ranks of the layout")
+        return bisect.bisect_right(self._starts, rank) - 1
 
     def workers(self, island: int) -> list[int]:
-        start = sum(self.sizes[:island])
+        start = self._starts[island]
         return list(range(start, start + self.sizes[island]))
 
     def owner(self, ind_id: str, island: int) -> int:
@@ -58,16 +63,34 @@ class IslandLayout:
         return ranks[zlib.crc32(ind_id.encode()) % len(ranks)]
 
 
-def topology_matrix(topology: str | Sequence[Sequence[float]] | np.ndarray, n_islands: int) -> np.ndarray:
-    """Migration weights ``T[i, j]`` from island i to j: "complete", "ring" or a given matrix."""
+@dataclass(frozen=True)
+class Topology:
+    """Migration weights ``T[i, j]`` from island i to j, read one row at a time: "complete" and "ring" are never
+    stored as an islands x islands matrix (1,024 islands of 16 workers would hold 8 MiB per rank, 16,384 islands
+    of one 2 GiB); a given matrix is kept as it is."""
+
+    n: int
+    kind: str = "complete"
+    matrix: np.ndarray | None = field(default=None, compare=False)
+
+    def row(self, island: int) -> np.ndarray:
+        """The weights from ``island`` to every island (0 to itself)."""
+        if self.kind == "matrix":
+            return self.matrix[island]  # type: ignore[index]
+        out = np.zeros(self.n)
+        if self.kind == "complete":
+            out[:] = 1.0
+            out[island] = 0.0
+        elif self.n > 1:
+            out[(island + 1) % self.n] = 1.0
+        return out
+
+
+def make_topology(topology: str | Sequence[Sequence[float]] | np.ndarray, n_islands: int) -> Topology:
+    """Migration weights among ``n_islands``: "complete", "ring" or a given matrix (checked)."""
     if isinstance(topology, str):
-        if topology == "complete":
-            return np.ones((n_islands, n_islands)) - np.eye(n_islands)
-        if topology == "ring":
-            t = np.zeros((n_islands, n_islands))
-            if n_islands > 1:
-                t[np.arange(n_islands), (np.arange(n_islands) + 1) % n_islands] = 1.0
-            return t
+        if topology in ("complete", "ring"):
+            return Topology(n_islands, topology)
         raise ValueError(f"topology={topology!r} must be 'complete', 'ring' or an islands x islands matrix")
     t = np.asarray(topology, dtype=float)
     if t.shape != (n_islands, n_islands):
@@ -76,14 +99,14 @@ def topology_matrix(topology: str | Sequence[Sequence[float]] | np.ndarray, n_is
         raise ValueError(f"topology matrix must be finite and non-negative, got {t.tolist()}")
     t = t.copy()
     np.fill_diagonal(t, 0.0)
-    return t
+    return Topology(n_islands, "matrix", t)
 
 
 @dataclass
 class MigrationPolicy:
     """When, where and which individuals leave an island; ``pollinate`` sends copies instead."""
 
-    topology: np.ndarray
+    topology: Topology
     prob: float = 0.1
     emigrants: int = 1
     selection: str = "best"
@@ -104,10 +127,10 @@ class MigrationPolicy:
 
     def due(self, rng: np.random.Generator, island_size: int) -> bool:
         """Whether this worker migrates now (``prob`` per island per evaluation, shared by its workers)."""
-        return self.topology.size > 1 and rng.random() < self.prob / island_size
+        return self.topology.n > 1 and rng.random() < self.prob / island_size
 
     def destination(self, island: int, rng: np.random.Generator) -> int | None:
-        row = self.topology[island]
+        row = self.topology.row(island)
         total = row.sum()
         return None if total <= 0 else int(rng.choice(len(row), p=row / total))
 

@@ -291,6 +291,12 @@ class Space(Mapping[str, Param]):
     def __repr__(self) -> str:
         return f"Space({self._params!r})"
 
+    @property
+    def finite(self) -> bool:
+        """Whether the space has finitely many configurations (no Float parameter): only then can two workers
+        that never heard of each other breed the same one."""
+        return not any(isinstance(p, Float) for p in self._params.values())
+
     def sample(self, rng: np.random.Generator) -> dict[str, Value]:
         """A random configuration."""
         return {name: p.sample(rng) for name, p in self._params.items()}

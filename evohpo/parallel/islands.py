@@ -2,11 +2,13 @@
 ``core.migration``'s pure functions; this carries the messages and writes the journal.
 
 Islands also tell each other which configurations they started, so that no island evaluates one that another
-did: each worker sends the 64-bit digests of the configurations it starts in a NOTICE to one worker of each
-other island (its relay there), at once unless it sent one less than ``NOTICE_DELAY`` seconds ago (then they
-wait, up to ``NOTICE_BATCH`` of them, for the next evaluation to start); the relay passes them on to its island
-peers with its next result. Per worker that is at most one message per other island per evaluation, per
-NOTICE_DELAY and per NOTICE_BATCH evaluations, with 8 bytes per configuration.
+did. Only in a finite space (no Float parameter): in any other, two islands breed the same configuration with
+probability zero, and the notices would cost every worker one message per other island per evaluation and a
+digest of every configuration of the whole search. Each worker sends the 64-bit digests of the configurations it
+starts in a NOTICE to one worker of each other island (its relay there), at once unless it sent one less than
+``NOTICE_DELAY`` seconds ago (then they wait, up to ``NOTICE_BATCH`` of them, for the next evaluation to start);
+the relay passes them on to its island peers with its next result. Per worker that is at most one message per
+other island per evaluation, per NOTICE_DELAY and per NOTICE_BATCH evaluations, with 8 bytes per configuration.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class IslandExchange:
         self.island = layout.island_of(self.rank)
         self.peers = [r for r in layout.workers(self.island) if r != self.rank]
         here = layout.workers(self.island).index(self.rank)
-        self.relays = [layout.workers(i)[here % layout.sizes[i]] for i in range(layout.n_islands) if i != self.island]
+        self.relays = [layout.workers(i)[here % layout.sizes[i]] for i in range(layout.n_islands)
+                       if i != self.island] if population.space.finite else []
         self._outbox: list[int] = []  # digests of this worker's configurations not sent to other islands yet
         self._last_sent = -math.inf  # when this worker sent its last NOTICE
         self._inbox: list[int] = []  # digests from other islands, to pass on to the island's peers

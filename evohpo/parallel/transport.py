@@ -68,8 +68,11 @@ class Transport(ABC):
         if self._closing:
             raise RuntimeError("send() after close(): a finished worker must not send")
         if dests:
-            self.sent[dests] += 1
+            self._count_sent(dests)
             self._send_all(dests, int(tag), payload)
+
+    def _count_sent(self, dests: list[int]) -> None:
+        self.sent[dests] += 1
 
     def poll(self) -> list[Message]:
         """Everything that has arrived, without waiting (what ``hold`` kept first); completed sends are freed too."""

@@ -10,9 +10,10 @@ All times are in seconds, all sizes in bytes; ``nbytes`` is always the size of t
 * a poll that finds nothing costs ``empty_poll`` (``EMPTY_PROBES`` iprobes in a row);
 * termination's ``Ialltoall`` of int64 counts takes ``collective * ceil(log2(P))`` at ``P`` ranks.
 
-The parts overlap a little (a ping-pong's half round trip includes MPI's own send and receive work), which is
-below the noise of the measurements. ``bench/mpi_costs.py`` measures the rows and writes ``costs.json`` beside this
-module; ``CostModel.load()`` reads it.
+The parts overlap a little: a ping-pong's half round trip includes MPI's own work of sending and receiving a
+buffer (no pickling), which ``post`` and ``receive`` count again (about a microsecond on shared memory).
+``bench/mpi_costs.py`` measures the rows on one node and writes ``costs.json`` beside this module;
+``CostModel.load()`` reads it.
 
 A row is a dict ``{"what": WHAT, "bytes": int, "ranks": int, "seconds": float}`` (further keys, e.g. ``"payload"``
 or ``"repeats"``, are kept and ignored), ``seconds`` the median of many repeats of:

@@ -4,16 +4,20 @@ A worker runs the real code until it blocks: in an evaluation (``sleep``: its cl
 duration), waiting for a message (``block``: it resumes when the next message addressed to it arrives, or a
 collective completes), or in a collective. The scheduler always resumes the worker with the earliest event, so
 virtual time never runs backwards for anyone. While a worker runs, its clock advances by the CPU time its code
-really takes here (``cpu="measured"``, times ``cpu_scale``), less the simulator's own work, plus what the cost
-model charges for its messages; with ``cpu=<seconds>`` it advances by that constant per evaluation instead, so
-that a seed gives the same trace on any machine.
+really takes here (``cpu="measured"``: the thread's CPU time, so that other processes' load does not count, times
+``cpu_scale``), less the simulator's own work, plus what the cost model charges for its messages; with
+``cpu=<seconds>`` it advances by that constant per evaluation instead, so that a seed gives the same trace on any
+machine.
 
-Messages travel as the bytes MPI would carry (pickled once per send); a message arrives ``transfer(bytes)``
-after it was sent and is visible to the receiver's next poll from then on.
+Messages travel as the bytes MPI would carry (pickled once per send, so that sizes and costs are real); a message
+arrives ``transfer(bytes)`` after it was sent and is visible to the receiver's next poll from then on. The copies of
+one send share the object unpickled from those bytes (once, not once per receiver): the loop never changes what it
+receives (individuals are frozen), and 16,384 workers could not be simulated otherwise.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import math
 import pickle
@@ -44,18 +48,19 @@ class Proc:
     rank: int
     glet: Any = None
     t: float = 0.0  # virtual time when it was last resumed
-    real0: float = 0.0  # perf_counter when it was last resumed
-    hidden: float = 0.0  # real seconds of simulator work since it was resumed (not charged to the worker)
+    real0: float = 0.0  # the thread's CPU time when it was last resumed
+    hidden: float = 0.0  # CPU seconds of simulator work since it was resumed (not charged to the worker)
     charged: float = 0.0  # virtual seconds charged since it was resumed (messages, constant CPU)
     token: int = 0  # the event that may resume it (older ones on the heap are stale)
     wake: float = math.inf  # when that event is (inf: none; a sender or a collective will schedule one)
     waiting: str = ""  # "message", "collective" or "" (running or in an evaluation)
     done: bool = False
-    mailbox: list[tuple[float, int, int, int, bytes]] = field(default_factory=list)  # (arrival, seq, src, tag, data)
+    mailbox: list[tuple[float, int, int, int, _Sent]] = field(default_factory=list)  # (arrival, seq, src, tag, msg)
     n_collectives: int = 0
     # accounting, in virtual seconds
     evaluating: float = 0.0
     cpu: float = 0.0  # the real code's own time (measured or constant)
+    cpu_startup: float = 0.0  # the part before its first evaluation
     send: float = 0.0  # charged for sending
     receive: float = 0.0  # charged for receiving (probes, recv, unpickling)
     receive_in_loop: float = 0.0  # the part of ``receive`` before its last evaluation ended
@@ -66,6 +71,20 @@ class Proc:
     sent_bytes: int = 0
     received: int = 0
     finished_at: float = 0.0
+
+
+class _Sent:
+    """One send's bytes, and the payload unpickled from them by its first receiver."""
+
+    __slots__ = ("data", "payload", "loaded")
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.payload, self.loaded = data, None, False
+
+    def load(self) -> Any:
+        if not self.loaded:
+            self.payload, self.loaded = pickle.loads(self.data), True
+        return self.payload
 
 
 @dataclass
@@ -94,6 +113,7 @@ class Engine:
         self.cpu_scale = float(cpu_scale)
         self.procs = [Proc(r) for r in range(size)]
         self.addressed = [0] * size  # messages sent to each worker (what it must receive before it is finished)
+        self.by_tag: collections.Counter[int] = collections.Counter()  # messages sent, by tag
         self.current: Proc | None = None
         self.time = 0.0  # the latest event's time (the clock outside any worker)
         self.events = 0
@@ -111,18 +131,18 @@ class Engine:
         if p is None:
             return self.time
         if self.measured:
-            return p.t + (time.perf_counter() - p.real0 - p.hidden) * self.cpu_scale + p.charged
+            return p.t + (time.thread_time() - p.real0 - p.hidden) * self.cpu_scale + p.charged
         return p.t + p.charged
 
     @contextmanager
     def hidden(self) -> Iterator[None]:
         """Simulator work inside a worker's turn: not part of the worker's measured CPU."""
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         try:
             yield
         finally:
             if self.current is not None:
-                self.current.hidden += time.perf_counter() - t0
+                self.current.hidden += time.thread_time() - t0
 
     def charge(self, seconds: float, kind: str) -> None:
         """Advance the running worker's clock by modelled costs (``kind``: "send" or "receive")."""
@@ -176,16 +196,17 @@ class Engine:
                 p.blocked += t - p.t
                 p.waiting = ""
             self.time = p.t = max(t, p.t)
-            p.real0, p.hidden, p.charged = time.perf_counter(), 0.0, 0.0
+            p.real0, p.hidden, p.charged = time.thread_time(), 0.0, 0.0
             self.current = p
             self.events += 1
             p.glet.switch()
             self.current = None
             if p.glet.dead and not p.done:  # it raised: greenlet hands the exception to us
                 raise SimulationError(f"simulated worker {rank} ended without finishing")
-        stuck = [p for p in self.procs if not p.done]
+        stuck = sorted((p for p in self.procs if not p.done), key=lambda p: (p.waiting == "collective", p.rank))
         if stuck:
-            states = ", ".join(f"{p.rank}: {p.waiting or 'ready'} at {p.t:.6g}" for p in stuck[:8])
+            states = ", ".join(f"{p.rank}: {p.waiting or 'ready'} at {p.t:.6g} ({len(p.mailbox)} in its mailbox, "
+                               f"{p.received} of {self.addressed[p.rank]} received)" for p in stuck[:8])
             raise SimulationError(f"{len(stuck)} simulated workers wait forever (a hang on a real machine): {states}")
 
     def _schedule(self, p: Proc, t: float) -> None:
@@ -212,22 +233,21 @@ class Engine:
         p.cpu += now - p.t - p.charged
         p.t = now
 
-    def _yield(self) -> None:
-        self._suspend()
-        self.current = None
-        self._main.switch()
-
     # --- what a worker does -------------------------------------------------------------------------------
     def sleep(self, seconds: float) -> None:
         """An evaluation of ``seconds`` on the running worker (its constant CPU first, in ``cpu=<s>`` mode)."""
         p = self.current
         assert p is not None, "sleep() outside a simulated worker"
         p.charged += self.cpu_per_evaluation
+        p.cpu += self.cpu_per_evaluation
         p.receive_in_loop = p.receive  # what it received before its last evaluation started is in the loop
-        start = self.now()
-        self._schedule(p, start + seconds)
+        self._suspend()
+        if p.n_evaluations == 0:
+            p.cpu_startup = p.cpu  # setting up (optimize's start), not per evaluation
+        self._schedule(p, p.t + seconds)
         p.evaluating += seconds
-        self._yield()
+        self.current = None
+        self._main.switch()
         p.last_end, p.n_evaluations = p.t, p.n_evaluations + 1
 
     def block(self) -> None:
@@ -243,12 +263,13 @@ class Engine:
         """Deliver ``payload`` from the running worker to ``dests``: pickled once, each copy arriving after the
         model's transfer time (the k-th copy posted after k posts)."""
         with self.hidden():
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        costs, n = self.costs, len(data)
+            msg = _Sent(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        costs, n = self.costs, len(msg.data)
         p = self.procs[src]
         t0 = self.now()
         self.charge(costs.send_cpu(n, len(dests)), "send")
         p.sent_messages += len(dests)
+        self.by_tag[tag] += len(dests)
         p.sent_bytes += n * len(dests)
         with self.hidden():
             transfer = costs.transfer(n)
@@ -256,7 +277,7 @@ class Engine:
                 self._seq += 1
                 q = self.procs[dest]
                 arrival = t0 + costs.send_cpu(n, k + 1) + transfer
-                heapq.heappush(q.mailbox, (arrival, self._seq, src, tag, data))
+                heapq.heappush(q.mailbox, (arrival, self._seq, src, tag, msg))
                 self.addressed[dest] += 1
                 if q.waiting == "message" and arrival < q.wake:
                     self._schedule(q, arrival)
@@ -268,9 +289,9 @@ class Engine:
         charge = 0.0
         with self.hidden():
             while box and box[0][0] <= now:
-                _, _, src, tag, data = heapq.heappop(box)
-                out.append((src, tag, pickle.loads(data)))
-                charge += self.costs.receive_cpu(len(data))
+                _, _, src, tag, msg = heapq.heappop(box)
+                out.append((src, tag, msg.load()))
+                charge += self.costs.receive_cpu(len(msg.data))
         charge += self.costs.empty_poll
         self.charge(charge, "receive")
         p.received += len(out)

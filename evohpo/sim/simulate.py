@@ -23,6 +23,7 @@ import numpy as np
 from ..api import optimize
 from ..core import clock
 from ..parallel.result import SearchResult
+from ..parallel.transport import Tag
 from ..testing import functions
 from .costs import CostModel
 from .durations import Durations
@@ -44,9 +45,10 @@ class SimReport:
     idle_end: float  # share spent after their last evaluation (draining, termination, the final gather)
     idle_receive: float  # share spent receiving messages before that
     idle_between: float  # the rest: the optimizer's CPU, sends, waiting for evaluations from peers
-    cpu_per_evaluation: float  # the optimizer's own CPU per evaluation (seconds, measured or given)
+    cpu_per_evaluation: float  # the optimizer's own CPU per evaluation, after its start (seconds, measured or given)
     messages_per_evaluation: float
     bytes_per_evaluation: float
+    messages_by_tag: dict[str, float]  # per evaluation, by kind of message (RESULT, NOTICE, PROGRESS, ...)
     best: float | None
     reason: str
     real: float
@@ -163,9 +165,10 @@ def _report(engine: Engine, results: list[SearchResult | None], trace: list[tupl
         workers=len(procs), islands=islands, durations=durations.describe(), evaluations=n,
         failed=sum(1 for t in trace if math.isnan(t[4])), wall=wall, utilization=share(busy), idle_end=share(end),
         idle_receive=share(receive), idle_between=share(total - busy - end - receive),
-        cpu_per_evaluation=sum(p.cpu for p in procs) / max(n, 1),
+        cpu_per_evaluation=sum(p.cpu - p.cpu_startup for p in procs) / max(n, 1),
         messages_per_evaluation=sum(p.sent_messages for p in procs) / max(n, 1),
         bytes_per_evaluation=sum(p.sent_bytes for p in procs) / max(n, 1),
+        messages_by_tag={Tag(tag).name: count / max(n, 1) for tag, count in sorted(engine.by_tag.items())},
         best=None if first is None or first.best is None else first.best.loss,
         reason=first.reason if first is not None else "", real=real, events=engine.events, curve=curve,
         trace=sorted(trace, key=lambda t: (t[2], t[0])))

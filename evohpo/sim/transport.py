@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -12,31 +13,19 @@ from ..parallel.transport import Message, Transport
 from .engine import Engine
 
 
-class SparseCounts:
+class SparseCounts(collections.Counter):
     """Per-peer message counts that take memory only for the peers a worker talks to (16,384 workers would hold
     2 GiB of dense counters in one process)."""
 
     def __init__(self, size: int) -> None:
+        super().__init__()
         self.size = size
-        self._n: dict[int, int] = {}
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, (list, tuple, np.ndarray)):
-            return np.array([self._n.get(int(i), 0) for i in index], dtype=np.int64)
-        return self._n.get(int(index), 0)
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        if isinstance(index, (list, tuple, np.ndarray)):
-            for i, v in zip(index, np.broadcast_to(value, (len(index),))):
-                self._n[int(i)] = int(v)
-        else:
-            self._n[int(index)] = int(value)
 
     def sum(self) -> int:
-        return sum(self._n.values())
+        return sum(self.values())
 
     def tolist(self) -> list[int]:
-        return [self._n.get(i, 0) for i in range(self.size)]
+        return [self[i] for i in range(self.size)]
 
 
 class SimTransport(Transport):
@@ -49,6 +38,9 @@ class SimTransport(Transport):
 
     def _counts(self, size: int) -> SparseCounts:
         return SparseCounts(size)
+
+    def _count_sent(self, dests: list[int]) -> None:
+        self.sent.update(dests)
 
     @property
     def threads_ok(self) -> bool:  # one thread runs every simulated worker
