@@ -51,7 +51,7 @@ def _positive(name: str, value: Any, kind: type = int) -> None:
         raise ValueError(f"{name}={value!r} must be a positive {kind.__name__} or None")
 
 
-def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, islands: int = 1,
+def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, islands: int | None = None,
              island_sizes: Sequence[int] | None = None, generations: int | None = None,
              max_evaluations: int | None = None, time_limit: float | None = None, pop_size: int | None = None,
              migration_prob: float = 0.1, topology: str | Sequence[Sequence[float]] = "complete",
@@ -68,6 +68,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
 
     Args:
         comm: an MPI communicator (default COMM_WORLD; one process without mpirun works too) or a Transport.
+        islands: how many (default: one per 64 ranks, rounded up: every result goes to every worker of its island,
+            so that bigger islands cost each worker more messages per evaluation); ``island_sizes`` their sizes.
         generations: evaluations per worker (Propulate's meaning); ``max_evaluations``: in total, shared so that
             fast workers take over from slow ones; ``time_limit``: seconds after which no evaluation starts.
         pop_size: breeding pool per island (default max(8, 2 x island workers)); ``migration_prob``: chance

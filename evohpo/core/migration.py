@@ -15,6 +15,9 @@ import numpy as np
 from .individual import Individual
 from .population import Population
 
+MAX_ISLAND = 64  # workers per island by default: every result goes to every island peer, so an island of W costs
+# each worker W - 1 messages per evaluation and the handling of W - 1 results (~45 us each) per evaluation period
+
 
 @dataclass(frozen=True)
 class IslandLayout:
@@ -23,13 +26,16 @@ class IslandLayout:
     sizes: tuple[int, ...]
 
     @classmethod
-    def make(cls, n_ranks: int, islands: int = 1, island_sizes: Sequence[int] | None = None) -> IslandLayout:
-        """A balanced split of ``n_ranks`` into ``islands``, or the given ``island_sizes``."""
+    def make(cls, n_ranks: int, islands: int | None = 1, island_sizes: Sequence[int] | None = None) -> IslandLayout:
+        """A balanced split of ``n_ranks`` into ``islands`` (None: as few as keep each at most ``MAX_ISLAND``
+        workers), or the given ``island_sizes``."""
         if island_sizes is not None:
             sizes = tuple(int(s) for s in island_sizes)
             if any(s < 1 for s in sizes) or sum(sizes) != n_ranks:
                 raise ValueError(f"island_sizes={list(sizes)} must be positive and sum to the {n_ranks} ranks")
             return cls(sizes)
+        if islands is None:
+            islands = -(-n_ranks // MAX_ISLAND)
         if isinstance(islands, bool) or not isinstance(islands, int) or not 1 <= islands <= n_ranks:
             raise ValueError(f"islands={islands!r} must be an int between 1 and the number of ranks ({n_ranks})")
         base, extra = divmod(n_ranks, islands)

@@ -1,13 +1,5 @@
-"""The discrete-event core: one greenlet per simulated worker, a virtual clock per worker, an event heap.
-
-A worker runs the real code until it blocks: in an evaluation (``sleep``: its clock jumps by the evaluation's
-duration), waiting for a message (``block``: it resumes when the next message addressed to it arrives, or a
-collective completes), or in a collective. The scheduler always resumes the worker with the earliest event, so
-virtual time never runs backwards for anyone. While a worker runs, its clock advances by the CPU time its code
-really takes here (``cpu="measured"``: the thread's CPU time, so that other processes' load does not count, times
-``cpu_scale``), less the simulator's own work, plus what the cost model charges for its messages; with
-``cpu=<seconds>`` it advances by that constant per evaluation instead, so that a seed gives the same trace on any
-machine.
+"""What simulated workers do to each other: messages that cost what the cost model says, the termination
+exchange and blocking collectives, all in the ``Scheduler``'s virtual time.
 
 Messages travel as the bytes MPI would carry (pickled once per send, so that sizes and costs are real); a message
 arrives ``transfer(bytes)`` after it was sent and is visible to the receiver's next poll from then on. The copies of
@@ -21,56 +13,14 @@ import collections
 import heapq
 import math
 import pickle
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    import greenlet
-except ImportError as e:  # pragma: no cover - the sim extra brings it
-    raise ImportError("evohpo.sim needs the greenlet package: pip install 'evohpo[sim]'") from e
-
 from .costs import CostModel
+from .scheduler import Proc, Scheduler, SimulationError
 
-
-class SimulationError(RuntimeError):
-    """The simulated search cannot go on: every worker waits for a message that never comes (a hang on a real
-    machine), or a worker raised."""
-
-
-@dataclass
-class Proc:
-    """One simulated worker: its clock, its mailbox, and where its time went."""
-
-    rank: int
-    glet: Any = None
-    t: float = 0.0  # virtual time when it was last resumed
-    real0: float = 0.0  # the thread's CPU time when it was last resumed
-    hidden: float = 0.0  # CPU seconds of simulator work since it was resumed (not charged to the worker)
-    charged: float = 0.0  # virtual seconds charged since it was resumed (messages, constant CPU)
-    token: int = 0  # the event that may resume it (older ones on the heap are stale)
-    wake: float = math.inf  # when that event is (inf: none; a sender or a collective will schedule one)
-    waiting: str = ""  # "message", "collective" or "" (running or in an evaluation)
-    done: bool = False
-    mailbox: list[tuple[float, int, int, int, _Sent]] = field(default_factory=list)  # (arrival, seq, src, tag, msg)
-    n_collectives: int = 0
-    # accounting, in virtual seconds
-    evaluating: float = 0.0
-    cpu: float = 0.0  # the real code's own time (measured or constant)
-    cpu_startup: float = 0.0  # the part before its first evaluation
-    send: float = 0.0  # charged for sending
-    receive: float = 0.0  # charged for receiving (probes, recv, unpickling)
-    receive_in_loop: float = 0.0  # the part of ``receive`` before its last evaluation ended
-    blocked: float = 0.0
-    last_end: float = 0.0  # when its last evaluation ended
-    n_evaluations: int = 0
-    sent_messages: int = 0
-    sent_bytes: int = 0
-    received: int = 0
-    finished_at: float = 0.0
+__all__ = ["Engine", "Proc", "SimulationError"]
 
 
 class _Sent:
@@ -96,166 +46,26 @@ class _Collective:
     readers: int = 0
 
 
-class Engine:
-    """Virtual time for ``size`` workers whose real code runs in greenlets of one thread."""
+class Engine(Scheduler):
+    """``size`` simulated workers, their messages and their collectives; ``costs`` the message cost model (default
+    the one measured with MPI on the machine in ``costs.json``)."""
 
     def __init__(self, size: int, costs: CostModel | None = None, cpu: str | float = "measured",
                  cpu_scale: float = 1.0) -> None:
-        if cpu != "measured" and (isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not
-                                  math.isfinite(cpu) or cpu < 0):
-            raise ValueError(f"cpu={cpu!r} must be 'measured' or a non-negative number of seconds per evaluation")
-        if not (isinstance(cpu_scale, (int, float)) and math.isfinite(cpu_scale) and cpu_scale >= 0):
-            raise ValueError(f"cpu_scale={cpu_scale!r} must be a non-negative number")
-        self.size = size
+        super().__init__(size, cpu, cpu_scale)
         self.costs = costs or CostModel.load()
-        self.measured = cpu == "measured"
-        self.cpu_per_evaluation = 0.0 if self.measured else float(cpu)
-        self.cpu_scale = float(cpu_scale)
-        self.procs = [Proc(r) for r in range(size)]
         self.addressed = [0] * size  # messages sent to each worker (what it must receive before it is finished)
         self.by_tag: collections.Counter[int] = collections.Counter()  # messages sent, by tag
-        self.current: Proc | None = None
-        self.time = 0.0  # the latest event's time (the clock outside any worker)
-        self.events = 0
-        self._heap: list[tuple[float, int, int, int]] = []
-        self._seq = 0
         self._collectives: dict[int, _Collective] = {}
         self._closed: dict[int, float] = {}  # rank -> when it posted its counts
         self.closed_at: float | None = None  # when the termination exchange completes
-        self._main: Any = None
-
-    # --- the clock ------------------------------------------------------------------------------------------
-    def now(self) -> float:
-        """The running worker's virtual time (or the latest event's, outside a worker)."""
-        p = self.current
-        if p is None:
-            return self.time
-        if self.measured:
-            return p.t + (time.thread_time() - p.real0 - p.hidden) * self.cpu_scale + p.charged
-        return p.t + p.charged
-
-    @contextmanager
-    def hidden(self) -> Iterator[None]:
-        """Simulator work inside a worker's turn: not part of the worker's measured CPU."""
-        t0 = time.thread_time()
-        try:
-            yield
-        finally:
-            if self.current is not None:
-                self.current.hidden += time.thread_time() - t0
-
-    def charge(self, seconds: float, kind: str) -> None:
-        """Advance the running worker's clock by modelled costs (``kind``: "send" or "receive")."""
-        p = self.current
-        if p is None:
-            return
-        p.charged += seconds
-        if kind == "send":
-            p.send += seconds
-        else:
-            p.receive += seconds
-
-    # --- running ----------------------------------------------------------------------------------------------
-    def run(self, body: Callable[[int], Any]) -> list[Any]:
-        """Run ``body(rank)`` for every rank to its end in virtual time; their return values by rank. In a thread
-        of its own (so that the real code installs no signal handlers), greenlets inside it."""
-        out: list[Any] = [None] * self.size
-        error: list[BaseException] = []
-
-        def main() -> None:
-            try:
-                self._main = greenlet.getcurrent()
-                for p in self.procs:
-                    p.glet = greenlet.greenlet(self._wrap(body, p, out))
-                    self._schedule(p, 0.0)
-                self._loop()
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-                error.append(e)
-
-        thread = threading.Thread(target=main, name="evohpo-sim")
-        thread.start()
-        thread.join()
-        if error:
-            raise error[0]
-        return out
-
-    def _wrap(self, body: Callable[[int], Any], p: Proc, out: list[Any]) -> Callable[[], None]:
-        def go() -> None:
-            out[p.rank] = body(p.rank)
-            self._suspend()  # account the last turn
-            p.done, p.finished_at = True, p.t
-        return go
-
-    def _loop(self) -> None:
-        while self._heap:
-            t, _, rank, token = heapq.heappop(self._heap)
-            p = self.procs[rank]
-            if token != p.token or p.done:
-                continue  # stale
-            if p.waiting:
-                p.blocked += t - p.t
-                p.waiting = ""
-            self.time = p.t = max(t, p.t)
-            p.real0, p.hidden, p.charged = time.thread_time(), 0.0, 0.0
-            self.current = p
-            self.events += 1
-            p.glet.switch()
-            self.current = None
-            if p.glet.dead and not p.done:  # it raised: greenlet hands the exception to us
-                raise SimulationError(f"simulated worker {rank} ended without finishing")
-        stuck = sorted((p for p in self.procs if not p.done), key=lambda p: (p.waiting == "collective", p.rank))
-        if stuck:
-            states = ", ".join(f"{p.rank}: {p.waiting or 'ready'} at {p.t:.6g} ({len(p.mailbox)} in its mailbox, "
-                               f"{p.received} of {self.addressed[p.rank]} received)" for p in stuck[:8])
-            raise SimulationError(f"{len(stuck)} simulated workers wait forever (a hang on a real machine): {states}")
-
-    def _schedule(self, p: Proc, t: float) -> None:
-        self._seq += 1
-        p.token, p.wake = self._seq, t
-        heapq.heappush(self._heap, (t, self._seq, p.rank, p.token))
-
-    def _park(self, p: Proc, waiting: str, until: float = math.inf) -> None:
-        """Suspend the running worker ``p`` until ``until`` or until someone schedules it."""
-        self._suspend()
-        p.waiting = waiting
-        if until < math.inf:
-            self._schedule(p, max(until, p.t))
-        else:
-            p.token, p.wake = -1, math.inf
-        self.current = None
-        self._main.switch()
-
-    def _suspend(self) -> None:
-        """End the running worker's turn: its clock to now, its measured CPU accounted."""
-        p = self.current
-        assert p is not None
-        now = self.now()
-        p.cpu += now - p.t - p.charged
-        p.t = now
-
-    # --- what a worker does -------------------------------------------------------------------------------
-    def sleep(self, seconds: float) -> None:
-        """An evaluation of ``seconds`` on the running worker (its constant CPU first, in ``cpu=<s>`` mode)."""
-        p = self.current
-        assert p is not None, "sleep() outside a simulated worker"
-        p.charged += self.cpu_per_evaluation
-        p.cpu += self.cpu_per_evaluation
-        p.receive_in_loop = p.receive  # what it received before its last evaluation started is in the loop
-        self._suspend()
-        if p.n_evaluations == 0:
-            p.cpu_startup = p.cpu  # setting up (optimize's start), not per evaluation
-        self._schedule(p, p.t + seconds)
-        p.evaluating += seconds
-        self.current = None
-        self._main.switch()
-        p.last_end, p.n_evaluations = p.t, p.n_evaluations + 1
 
     def block(self) -> None:
         """Wait until the next message addressed to the running worker arrives (or a collective completes)."""
         p = self.current
         assert p is not None
         until = p.mailbox[0][0] if p.mailbox else math.inf
-        if self.closed_at is not None and self.closed_at > self.now():
+        if self.closed_at is not None:  # once the exchange completed (or at once, if it did while we looked)
             until = min(until, self.closed_at)
         self._park(p, "message", until)
 
@@ -333,8 +143,3 @@ class Engine:
         if c.readers == self.size:
             del self._collectives[key]
         return c.result
-
-
-def sizeof(obj: Any) -> int:
-    """Bytes ``obj`` takes as a message."""
-    return len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
