@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 
 from evohpo.journal.restore import RankPlan
-from evohpo.parallel.budget import Budget, search_total, split, worker_limit
+from evohpo.parallel.budget import Budget, search_total, share, worker_limit
 from evohpo.parallel.transport import Tag, ThreadHub
 
 
@@ -116,7 +116,7 @@ def test_unstarted_counts_the_restored_evaluations_still_to_run() -> None:
 
 
 def test_limits_split_a_total_evenly_on_top_of_what_each_rank_re_runs() -> None:
-    assert split(10, 4) == [3, 3, 2, 2] and split(-3, 2) == [0, 0]
+    assert [share(10, 4, i) for i in range(4)] == [3, 3, 2, 2] and [share(-3, 2, i) for i in range(2)] == [0, 0]
     assert worker_limit(1, 4, generations=5, max_evaluations=None) == 5
     assert worker_limit(3, 4, generations=None, max_evaluations=10) == 2
     assert worker_limit(0, 4, generations=None, max_evaluations=None) is None

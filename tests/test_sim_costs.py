@@ -12,14 +12,16 @@ import pytest
 from evohpo.sim.costs import NUMBERS, WHATS, CostModel, stages
 
 KNOWN = CostModel(latency=2e-6, bandwidth=5e9, serialize=3e-7, serialize_per_byte=8e-9, post=7e-7, receive=8e-7,
-                  receive_per_byte=1e-8, empty_poll=1.4e-6, collective=4e-6, machine="synthetic")
+                  receive_per_byte=1e-8, empty_poll=1.4e-6, collective=4e-6, wake=3e-4, machine="synthetic")
 
 # How far the shipped model's prediction of a row may be from its measurement (predicted / measured), per kind.
 # Measured with `python bench/mpi_costs.py` on the 2-core VM of costs.json (see bench/results/mpi_costs.md): the
 # worst rows were pingpong at 16 KiB (MPICH switches protocol between 4 and 64 KiB, so one line cannot pass
 # through every size), receive of the 256-individual MIGRANT (slightly superlinear in the size) and post, a
-# constant fitted to messages of 290-700 B; the bounds leave room for a rerun on a noisy machine.
-TOLERANCE = {"pingpong": 1.6, "serialize": 1.25, "post": 1.25, "receive": 1.3, "empty_poll": 1.01, "collective": 1.01}
+# constant fitted to messages of 290-700 B (0.71-1.31 of it in a second run); the bounds leave room for a rerun on
+# a noisy machine.
+TOLERANCE = {"pingpong": 2.0, "serialize": 1.25, "post": 1.5, "receive": 1.3, "empty_poll": 1.01, "collective": 1.01,
+             "wake": 1.01}
 
 
 def synthetic_rows(model: CostModel, noise: float = 0.0, seed: int = 0) -> list[dict]:
@@ -29,7 +31,7 @@ def synthetic_rows(model: CostModel, noise: float = 0.0, seed: int = 0) -> list[
             + [("serialize", b, 2) for b in (290, 322, 662, 2116, 7945, 31383)]
             + [("post", b, 2) for b in (290, 322, 662)]
             + [("receive", b, 2) for b in (290, 322, 662, 2116, 7945, 31383)]
-            + [("empty_poll", 0, 2)] + [("collective", 0, p) for p in (2, 4, 8, 16)])
+            + [("empty_poll", 0, 2)] + [("collective", 0, p) for p in (2, 4, 8, 16)] + [("wake", 0, 1)])
     rows = []
     for what, nbytes, ranks in spec:
         r = {"what": what, "bytes": nbytes, "ranks": ranks, "seconds": 1.0}
@@ -105,6 +107,7 @@ def test_predict_gives_each_kind_its_formula():
     assert p("receive", 1000) == m.receive_cpu(1000)
     assert p("empty_poll") == m.empty_poll
     assert p("collective", ranks=8) == m.collective_time(8)
+    assert p("wake") == m.wake
 
 
 # -- the fit ------------------------------------------------------------------------------------------------------

@@ -126,10 +126,11 @@ class Budget:
                 self.nobody_has_more = True
 
 
-def split(total: int, parts: int) -> list[int]:
-    """``total`` split into ``parts`` integers that differ by at most one."""
+def share(total: int, parts: int, index: int) -> int:
+    """Part ``index`` of ``total`` split into ``parts`` integers that differ by at most one (without building the
+    list: every one of 16,384 workers computes its own)."""
     base, extra = divmod(max(total, 0), parts)
-    return [base + (i < extra) for i in range(parts)]
+    return base + (index < extra)
 
 
 def worker_limit(rank: int, size: int, generations: int | None, max_evaluations: int | None,
@@ -145,7 +146,7 @@ def worker_limit(rank: int, size: int, generations: int | None, max_evaluations:
         limits.append(generations)
     if max_evaluations is not None:
         left = max_evaluations - total_done - sum(queued.values())
-        limits.append(done + queued.get(rank, 0) + split(left, size)[rank])
+        limits.append(done + queued.get(rank, 0) + share(left, size, rank))
     return min(limits) if limits else None
 
 

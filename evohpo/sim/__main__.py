@@ -13,10 +13,11 @@ from .simulate import SimReport, simulate
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evohpo.sim", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m evohpo.sim",
+                                description="One simulated search of evohpo, and where its workers' time went.")
     p.add_argument("--workers", "-w", type=int, default=256, help="simulated workers (default 256)")
     p.add_argument("--islands", "-i", type=int, default=None,
-                   help="islands (default: one per 8 workers)")
+                   help="islands (default: optimize's, one per 64 workers)")
     p.add_argument("--evaluations", "-n", type=int, default=None, help="max_evaluations (default 8 per worker)")
     p.add_argument("--durations", default="lognormal:60:0.5",
                    help="evaluation times DISTRIBUTION:MEDIAN[:SPREAD], distribution fixed, uniform or lognormal "
@@ -43,9 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         durations = Durations(durations.distribution, durations.median, durations.spread, args.failures,
                               args.stragglers, args.straggler_factor)
         cpu = args.cpu if args.cpu == "measured" else _seconds(args.cpu)
-        islands = args.islands or max(1, args.workers // 8)
         options = {} if args.propagator is None else {"propagator": args.propagator}
-        report = simulate(args.workers, islands, max_evaluations=args.evaluations, durations=durations,
+        report = simulate(args.workers, args.islands, max_evaluations=args.evaluations, durations=durations,
                           problem=args.problem, dim=args.dim, costs=CostModel.load(args.costs), cpu=cpu,
                           cpu_scale=args.cpu_scale, seed=args.seed, options=options)
     except (ValueError, OSError) as e:
@@ -73,7 +73,8 @@ def render(r: SimReport, points: int = 8) -> str:
         f"utilization {r.utilization:.2%}; idle: {r.idle_end:.2%} at the end, {r.idle_between:.3%} between "
         f"evaluations, {r.idle_receive:.4%} receiving",
         f"per evaluation: {r.messages_per_evaluation:.1f} messages, {r.bytes_per_evaluation:,.0f} bytes, "
-        f"optimizer CPU {r.cpu_per_evaluation * 1e3:.3f} ms",
+        f"optimizer CPU {r.cpu_per_evaluation * 1e3:.3f} ms; per worker: starting {r.start_cpu_per_worker * 1e3:.1f} "
+        f"ms CPU, ending {r.end_cpu_per_worker * 1e3:.1f} ms CPU and {r.end_messages_per_worker:.0f} messages",
         f"stopped: {r.reason}; best loss {r.best:.6g}" if r.best is not None else f"stopped: {r.reason}",
     ]
     if r.curve:

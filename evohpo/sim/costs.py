@@ -8,7 +8,9 @@ All times are in seconds, all sizes in bytes; ``nbytes`` is always the size of t
 * the message travels ``transfer(nbytes) = latency + nbytes / bandwidth`` (half an MPI ping-pong's round trip);
 * the receiver's ``iprobe`` finds it and ``recv`` unpickles it (``receive + receive_per_byte * nbytes``);
 * a poll that finds nothing costs ``empty_poll`` (``EMPTY_PROBES`` iprobes in a row);
-* termination's ``Ialltoall`` of int64 counts takes ``collective * ceil(log2(P))`` at ``P`` ranks.
+* termination's ``Ialltoall`` of int64 counts takes ``collective * ceil(log2(P))`` at ``P`` ranks;
+* after each evaluation the loop's code runs slower than back to back (``wake``, once per evaluation): the
+  simulator measures the optimizer's CPU warm, as thousands of workers take turns in one process.
 
 The parts overlap a little: a ping-pong's half round trip includes MPI's own work of sending and receiving a
 buffer (no pickling), which ``post`` and ``receive`` count again (about a microsecond on shared memory).
@@ -27,6 +29,8 @@ post           one ``Isend`` of ``bytes`` bytes plus ``Test`` until it completed
 receive        the ``iprobe`` that finds a ``bytes``-long message plus ``recv`` (unpickling it)
 empty_poll     ``EMPTY_PROBES`` iprobes that find nothing (``bytes`` is 0)
 collective     ``Ialltoall`` of int64 counts at ``ranks`` ranks, posted and tested until done
+wake           the worker loop's CPU between two evaluations (ask and tell) right after a sleep, less the same
+               code run back to back: what refilling caches and predictors after an evaluation costs
 =============  ========================================================================================
 
 ``CostModel.fit`` solves, per kind of row, a least-squares problem in the relative error (each row's equation is
@@ -48,9 +52,9 @@ from typing import Any
 
 import numpy as np
 
-WHATS = ("pingpong", "serialize", "post", "receive", "empty_poll", "collective")
+WHATS = ("pingpong", "serialize", "post", "receive", "empty_poll", "collective", "wake")
 NUMBERS = ("latency", "bandwidth", "serialize", "serialize_per_byte", "post", "receive", "receive_per_byte",
-           "empty_poll", "collective")
+           "empty_poll", "collective", "wake")
 PACKAGE_FILE = "costs.json"
 
 
@@ -74,6 +78,7 @@ class CostModel:
     receive_per_byte: float
     empty_poll: float
     collective: float
+    wake: float = 0.0
     machine: str = ""
     rows: tuple[dict[str, Any], ...] = field(default=(), repr=False, hash=False)
 
@@ -112,6 +117,8 @@ class CostModel:
             return self.receive_cpu(nbytes)
         if what == "empty_poll":
             return self.empty_poll
+        if what == "wake":
+            return self.wake
         return self.collective_time(r["ranks"])
 
     # -- fitting ------------------------------------------------------------------------------------------------
@@ -136,13 +143,14 @@ class CostModel:
         receive, receive_per_byte = line("receive")
         (post,) = _nnls([[1.0]] * len(by["post"]), [r["seconds"] for r in by["post"]])
         (empty_poll,) = _nnls([[1.0]] * len(by["empty_poll"]), [r["seconds"] for r in by["empty_poll"]])
+        (wake,) = _nnls([[1.0]] * len(by["wake"]), [r["seconds"] for r in by["wake"]])
         coll = [r for r in by["collective"] if stages(r["ranks"]) > 0]
         if not coll:
             raise ValueError("fit needs a 'collective' row at more than one rank")
         (collective,) = _nnls([[float(stages(r["ranks"]))] for r in coll], [r["seconds"] for r in coll])
         return cls(latency=latency, bandwidth=1.0 / per_byte, serialize=serialize,
                    serialize_per_byte=serialize_per_byte, post=post, receive=receive,
-                   receive_per_byte=receive_per_byte, empty_poll=empty_poll, collective=collective,
+                   receive_per_byte=receive_per_byte, empty_poll=empty_poll, collective=collective, wake=wake,
                    machine=machine, rows=rows)
 
     # -- files --------------------------------------------------------------------------------------------------

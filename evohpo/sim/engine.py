@@ -60,6 +60,13 @@ class Engine(Scheduler):
         self._closed: dict[int, float] = {}  # rank -> when it posted its counts
         self.closed_at: float | None = None  # when the termination exchange completes
 
+    def sleep(self, seconds: float) -> None:
+        """An evaluation; after it, with measured CPU, the model's ``wake``: what the loop's code costs more right
+        after an evaluation than in the simulator, where thousands of workers take turns with warm caches."""
+        super().sleep(seconds)
+        if self.measured:
+            self.charge(self.costs.wake, "cpu")
+
     def block(self) -> None:
         """Wait until the next message addressed to the running worker arrives (or a collective completes)."""
         p = self.current

@@ -50,10 +50,14 @@ class Proc:
     # accounting, in virtual seconds
     evaluating: float = 0.0
     cpu: float = 0.0  # the real code's own time (measured or constant)
-    cpu_startup: float = 0.0  # the part before its first evaluation
+    cpu_startup: float = 0.0  # the part before its first evaluation (optimize's start)
     send: float = 0.0  # charged for sending
     receive: float = 0.0  # charged for receiving (probes, recv, unpickling)
-    receive_in_loop: float = 0.0  # the part of ``receive`` before its last evaluation ended
+    # in the loop: before its last evaluation started, after its first one (receive: before the last only)
+    receive_in_loop: float = 0.0
+    cpu_in_loop: float = 0.0
+    messages_in_loop: int = 0
+    bytes_in_loop: int = 0
     blocked: float = 0.0
     last_end: float = 0.0  # when its last evaluation ended
     n_evaluations: int = 0
@@ -104,15 +108,17 @@ class Scheduler:
                 self.current.hidden += time.thread_time() - t0
 
     def charge(self, seconds: float, kind: str) -> None:
-        """Advance the running worker's clock by modelled costs (``kind``: "send" or "receive")."""
+        """Advance the running worker's clock by modelled costs (``kind``: "send", "receive" or "cpu")."""
         p = self.current
         if p is None:
             return
         p.charged += seconds
         if kind == "send":
             p.send += seconds
-        else:
+        elif kind == "receive":
             p.receive += seconds
+        else:
+            p.cpu += seconds
 
     # --- running ----------------------------------------------------------------------------------------------
     def run(self, body: Callable[[int], Any]) -> list[Any]:
@@ -199,10 +205,11 @@ class Scheduler:
         assert p is not None, "sleep() outside a simulated worker"
         p.charged += self.cpu_per_evaluation
         p.cpu += self.cpu_per_evaluation
-        p.receive_in_loop = p.receive  # what it received before its last evaluation started is in the loop
         self._suspend()
         if p.n_evaluations == 0:
             p.cpu_startup = p.cpu  # setting up (optimize's start), not per evaluation
+        p.receive_in_loop = p.receive  # what happened before its last evaluation started is the loop's
+        p.cpu_in_loop, p.messages_in_loop, p.bytes_in_loop = p.cpu - p.cpu_startup, p.sent_messages, p.sent_bytes
         self._schedule(p, p.t + seconds)
         p.evaluating += seconds
         self.current = None

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..api import optimize
 from ..core import clock
+from ..core.migration import IslandLayout
 from ..parallel.result import SearchResult
 from ..parallel.transport import Tag
 from ..testing import functions
@@ -45,9 +46,15 @@ class SimReport:
     idle_end: float  # share spent after their last evaluation (draining, termination, the final gather)
     idle_receive: float  # share spent receiving messages before that
     idle_between: float  # the rest: the optimizer's CPU, sends, waiting for evaluations from peers
-    cpu_per_evaluation: float  # the optimizer's own CPU per evaluation, after its start (seconds, measured or given)
+    # in the loop (from a worker's first evaluation to the start of its last), per evaluation
+    cpu_per_evaluation: float  # the optimizer's own CPU, seconds (measured or given)
     messages_per_evaluation: float
     bytes_per_evaluation: float
+    # what each worker spends once: starting (optimize's set-up) and ending (budget sharing's last round, retiring,
+    # draining, the final reduction)
+    start_cpu_per_worker: float
+    end_cpu_per_worker: float
+    end_messages_per_worker: float
     messages_by_tag: dict[str, float]  # per evaluation, by kind of message (RESULT, NOTICE, PROGRESS, ...)
     best: float | None
     reason: str
@@ -69,22 +76,23 @@ class SimReport:
         return out
 
 
-def simulate(workers: int, islands: int = 1, *, max_evaluations: int | None = None,
+def simulate(workers: int, islands: int | None = None, *, max_evaluations: int | None = None,
              durations: Durations | None = None, problem: str = "sphere", dim: int = 5,
              costs: CostModel | None = None, cpu: str | float = "measured", cpu_scale: float = 1.0,
              seed: int = 0, quiet: bool = True, options: Mapping[str, Any] | None = None,
              loss: Callable[[dict[str, Any]], float] | None = None, space: Mapping[str, Any] | None = None,
              keep: Callable[[int, SearchResult], Any] | None = None) -> SimReport:
-    """Run ``optimize`` on ``workers`` simulated workers in ``islands`` islands (``options``: more ``optimize``
-    arguments, e.g. ``propagator`` or ``migration_prob``); ``max_evaluations`` defaults to 8 per worker.
+    """Run ``optimize`` on ``workers`` simulated workers in ``islands`` islands (None: ``optimize``'s default, one per
+    64 workers; ``options``: more ``optimize`` arguments, e.g. ``propagator`` or ``migration_prob``);
+    ``max_evaluations`` defaults to 8 per worker.
 
     ``loss``/``space`` replace the test function (``problem`` in ``dim`` dimensions); ``keep(rank, result)`` sees
     every worker's ``SearchResult``. ``cpu="measured"``: the optimizer's CPU is what the real code takes here
     (times ``cpu_scale``); a number: that many seconds per evaluation (a seed then gives the same trace anywhere).
     """
-    for name, v in (("workers", workers), ("islands", islands)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}={v!r} must be a positive int")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be a positive int")
+    layout = IslandLayout.make(workers, islands, (options or {}).get("island_sizes"))
     durations = durations or Durations()
     if loss is None:
         fn = functions.get(problem, dim)
@@ -123,7 +131,7 @@ def simulate(workers: int, islands: int = 1, *, max_evaluations: int | None = No
     started = time.perf_counter()
     with _quiet(quiet), clock.using(engine.now):
         engine.run(body)
-    return _report(engine, results, trace, islands, durations, time.perf_counter() - started)
+    return _report(engine, results, trace, layout.n_islands, durations, time.perf_counter() - started)
 
 
 @contextlib.contextmanager
@@ -153,6 +161,7 @@ def _report(engine: Engine, results: list[SearchResult | None], trace: list[tupl
     end = sum(wall - p.last_end if p.n_evaluations else wall for p in procs)
     receive = sum(p.receive_in_loop for p in procs)
     n = sum(p.n_evaluations for p in procs)
+    loop = max(1, sum(max(0, p.n_evaluations - 1) for p in procs))  # the gaps between evaluations
     ok = sorted((t[3], t[4]) for t in trace if not math.isnan(t[4]))
     curve, best = [], math.inf
     for t, v in ok:
@@ -165,9 +174,12 @@ def _report(engine: Engine, results: list[SearchResult | None], trace: list[tupl
         workers=len(procs), islands=islands, durations=durations.describe(), evaluations=n,
         failed=sum(1 for t in trace if math.isnan(t[4])), wall=wall, utilization=share(busy), idle_end=share(end),
         idle_receive=share(receive), idle_between=share(total - busy - end - receive),
-        cpu_per_evaluation=sum(p.cpu - p.cpu_startup for p in procs) / max(n, 1),
-        messages_per_evaluation=sum(p.sent_messages for p in procs) / max(n, 1),
-        bytes_per_evaluation=sum(p.sent_bytes for p in procs) / max(n, 1),
+        cpu_per_evaluation=sum(p.cpu_in_loop for p in procs) / loop,
+        messages_per_evaluation=sum(p.messages_in_loop for p in procs) / loop,
+        bytes_per_evaluation=sum(p.bytes_in_loop for p in procs) / loop,
+        start_cpu_per_worker=sum(p.cpu_startup for p in procs) / len(procs),
+        end_cpu_per_worker=sum(p.cpu - p.cpu_startup - p.cpu_in_loop for p in procs) / len(procs),
+        end_messages_per_worker=sum(p.sent_messages - p.messages_in_loop for p in procs) / len(procs),
         messages_by_tag={Tag(tag).name: count / max(n, 1) for tag, count in sorted(engine.by_tag.items())},
         best=None if first is None or first.best is None else first.best.loss,
         reason=first.reason if first is not None else "", real=real, events=engine.events, curve=curve,
