@@ -29,7 +29,7 @@ SPREAD = 0.5  # lognormal: the slowest of 100 evaluations takes ~3x the median, 
 # (workers, workers per island, evaluations per worker): what one core simulates in minutes (a worker handles every
 # result of its island: ~45 us each, so the simulator's work per evaluation grows with the island)
 FULL = [(64, 8, 16), (256, 8, 16), (1024, 8, 8), (4096, 8, 6), (16384, 8, 3),
-        (64, 64, 16), (256, 64, 8), (1024, 64, 4), (4096, 64, 2), (16384, 64, 1),
+        (64, 64, 16), (256, 64, 8), (1024, 64, 4), (4096, 64, 2), (16384, 64, 2),
         (1024, 1024, 2)]
 QUICK = [(64, 8, 4), (256, 8, 2), (64, 64, 2)]
 LONG = (4096, 8, 30, 60.0)  # the utilization goal over a longer run: 4,096 workers, median 60 s

@@ -258,7 +258,8 @@ def explain(result: dict[str, Any]) -> list[str]:
         f"predicted and {pct(r['real_cpu']['idle_between'])} % with the real CPU" for r in rows)
     out.append(
         "1. **The optimizer's CPU between two evaluations** (every row). The simulator measures the optimizer's "
-        "code where it runs it: all workers back to back in one process, warm. A real rank runs it right after a "
+        "code where it runs it: all workers back to back in one process, warm, and adds the cost model's `wake` "
+        "per evaluation (measured by `bench/mpi_costs.py` on one process). A real rank runs it right after a "
         f"sleep of {1e3 * mean:.0f} ms on average, cold: on one process without peers the same code takes "
         f"{cal['sleeping']:.3f} ms of CPU between two sleeping evaluations and {cal['at_once']:.3f} ms between "
         f"evaluations that return at once ({cal['simulated']:.3f} ms simulated), "
@@ -382,7 +383,8 @@ def markdown(result: dict[str, Any]) -> str:
     model = (f"latency {c['latency'] * 1e6:.2f} µs, bandwidth {c['bandwidth'] / 1e9:.2f} GB/s, serialize "
              f"{c['serialize'] * 1e6:.2f} µs + {c['serialize_per_byte'] * 1e9:.3f} ns/B, post {c['post'] * 1e6:.2f} "
              f"µs, receive {c['receive'] * 1e6:.2f} µs + {c['receive_per_byte'] * 1e9:.3f} ns/B, empty poll "
-             f"{c['empty_poll'] * 1e6:.2f} µs, collective {c['collective'] * 1e6:.2f} µs per stage")
+             f"{c['empty_poll'] * 1e6:.2f} µs, collective {c['collective'] * 1e6:.2f} µs per stage, wake "
+             f"{c.get('wake', 0.0) * 1e3:.3f} ms per evaluation")
     md = [
         "# The simulator against real MPI", "",
         f"Written by `{result['command']}` on {result['date']} in {result['elapsed']:.0f} s; load average "

@@ -60,12 +60,14 @@ class Engine(Scheduler):
         self._closed: dict[int, float] = {}  # rank -> when it posted its counts
         self.closed_at: float | None = None  # when the termination exchange completes
 
-    def sleep(self, seconds: float) -> None:
-        """An evaluation; after it, with measured CPU, the model's ``wake``: what the loop's code costs more right
-        after an evaluation than in the simulator, where thousands of workers take turns with warm caches."""
-        super().sleep(seconds)
+    def sleep(self, seconds: float) -> tuple[float, float]:
+        """An evaluation (when it started and ended); after it, with measured CPU, the model's ``wake``: what the
+        loop's code costs more right after an evaluation than in the simulator, where thousands of workers take
+        turns with warm caches."""
+        span = super().sleep(seconds)
         if self.measured:
             self.charge(self.costs.wake, "cpu")
+        return span
 
     def block(self) -> None:
         """Wait until the next message addressed to the running worker arrives (or a collective completes)."""
@@ -78,38 +80,39 @@ class Engine(Scheduler):
 
     def send(self, src: int, dests: list[int], tag: int, payload: Any) -> None:
         """Deliver ``payload`` from the running worker to ``dests``: pickled once, each copy arriving after the
-        model's transfer time (the k-th copy posted after k posts)."""
-        with self.hidden():
-            msg = _Sent(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-        costs, n = self.costs, len(msg.data)
+        model's transfer time (the k-th copy posted after k posts). All of it is the simulator's work; the worker is
+        charged the model's send cost instead."""
         p = self.procs[src]
-        t0 = self.now()
-        self.charge(costs.send_cpu(n, len(dests)), "send")
-        p.sent_messages += len(dests)
-        self.by_tag[tag] += len(dests)
-        p.sent_bytes += n * len(dests)
-        with self.hidden():
-            transfer = costs.transfer(n)
-            for k, dest in enumerate(dests):
-                self._seq += 1
-                q = self.procs[dest]
-                arrival = t0 + costs.send_cpu(n, k + 1) + transfer
-                heapq.heappush(q.mailbox, (arrival, self._seq, src, tag, msg))
-                self.addressed[dest] += 1
-                if q.waiting == "message" and arrival < q.wake:
-                    self._schedule(q, arrival)
+        real = self._cpu()
+        t0 = self._at(p, real)
+        msg = _Sent(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        costs, n, k = self.costs, len(msg.data), len(dests)
+        p.sent_messages += k
+        p.sent_bytes += n * k
+        self.by_tag[tag] += k
+        first = t0 + costs.send_cpu(n, 0) + costs.transfer(n)
+        for i, dest in enumerate(dests, 1):
+            self._seq += 1
+            q = self.procs[dest]
+            arrival = first + i * costs.post
+            heapq.heappush(q.mailbox, (arrival, self._seq, src, tag, msg))
+            self.addressed[dest] += 1
+            if q.waiting == "message" and arrival < q.wake:
+                self._schedule(q, arrival)
+        p.hidden += self._cpu() - real
+        self.charge(costs.send_cpu(n, k), "send")
 
     def take(self, rank: int) -> list[tuple[int, int, Any]]:
-        """The messages that reached ``rank`` by now, unpickled; their receive cost charged."""
+        """The messages that reached ``rank`` by now, unpickled (once per send); their receive cost charged."""
         p = self.procs[rank]
-        now, box, out = self.now(), p.mailbox, []
-        charge = 0.0
-        with self.hidden():
-            while box and box[0][0] <= now:
-                _, _, src, tag, msg = heapq.heappop(box)
-                out.append((src, tag, msg.load()))
-                charge += self.costs.receive_cpu(len(msg.data))
-        charge += self.costs.empty_poll
+        real = self._cpu()
+        now, box, out = self._at(p, real), p.mailbox, []
+        charge = self.costs.empty_poll
+        while box and box[0][0] <= now:
+            _, _, src, tag, msg = heapq.heappop(box)
+            out.append((src, tag, msg.load()))
+            charge += self.costs.receive_cpu(len(msg.data))
+        p.hidden += self._cpu() - real
         self.charge(charge, "receive")
         p.received += len(out)
         return out

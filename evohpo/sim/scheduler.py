@@ -80,6 +80,7 @@ class Scheduler:
         self.measured = cpu == "measured"
         self.cpu_per_evaluation = 0.0 if self.measured else float(cpu)
         self.cpu_scale = float(cpu_scale)
+        self._cpu = time.thread_time if self.measured else _no_time  # the CPU clock the real code is measured on
         self.procs = [Proc(r) for r in range(size)]
         self.current: Proc | None = None
         self.time = 0.0  # the latest event's time (the clock outside any worker)
@@ -91,21 +92,21 @@ class Scheduler:
     def now(self) -> float:
         """The running worker's virtual time (or the latest event's, outside a worker)."""
         p = self.current
-        if p is None:
-            return self.time
-        if self.measured:
-            return p.t + (time.thread_time() - p.real0 - p.hidden) * self.cpu_scale + p.charged
-        return p.t + p.charged
+        return self.time if p is None else self._at(p, self._cpu())
+
+    def _at(self, p: Proc, cpu: float) -> float:
+        """``p``'s virtual time when the thread's CPU clock reads ``cpu``."""
+        return p.t + (cpu - p.real0 - p.hidden) * self.cpu_scale + p.charged
 
     @contextmanager
     def hidden(self) -> Iterator[None]:
         """Simulator work inside a worker's turn: not part of the worker's measured CPU."""
-        t0 = time.thread_time()
+        t0 = self._cpu()
         try:
             yield
         finally:
             if self.current is not None:
-                self.current.hidden += time.thread_time() - t0
+                self.current.hidden += self._cpu() - t0
 
     def charge(self, seconds: float, kind: str) -> None:
         """Advance the running worker's clock by modelled costs (``kind``: "send", "receive" or "cpu")."""
@@ -161,7 +162,7 @@ class Scheduler:
                 p.blocked += t - p.t
                 p.waiting = ""
             self.time = p.t = max(t, p.t)
-            p.real0, p.hidden, p.charged = time.thread_time(), 0.0, 0.0
+            p.real0, p.hidden, p.charged = self._cpu(), 0.0, 0.0
             self.current = p
             self.events += 1
             p.glet.switch()
@@ -199,8 +200,9 @@ class Scheduler:
         p.t = now
 
     # --- what a worker does -------------------------------------------------------------------------------
-    def sleep(self, seconds: float) -> None:
-        """An evaluation of ``seconds`` on the running worker (its constant CPU first, in ``cpu=<s>`` mode)."""
+    def sleep(self, seconds: float) -> tuple[float, float]:
+        """An evaluation of ``seconds`` on the running worker (its constant CPU first, in ``cpu=<s>`` mode); when
+        it started and ended."""
         p = self.current
         assert p is not None, "sleep() outside a simulated worker"
         p.charged += self.cpu_per_evaluation
@@ -215,3 +217,9 @@ class Scheduler:
         self.current = None
         self._main.switch()
         p.last_end, p.n_evaluations = p.t, p.n_evaluations + 1
+        return p.t - seconds, p.t
+
+
+def _no_time() -> float:
+    """The CPU clock with ``cpu=<seconds>``: the code's own time does not count."""
+    return 0.0

@@ -10,6 +10,7 @@ sends, waiting for evaluations from peers); messages and bytes per evaluation; t
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import math
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..api import optimize
 from ..core import clock
+from ..core.context import current
 from ..core.migration import IslandLayout
 from ..parallel.result import SearchResult
 from ..parallel.transport import Tag
@@ -108,15 +110,12 @@ def simulate(workers: int, islands: int | None = None, *, max_evaluations: int |
         rng = np.random.default_rng([seed, rank, 7])
 
         def timed(params: dict[str, Any]) -> float:
-            from ..core.context import current
-
             seconds, fails = durations.draw(rng)
-            start = engine.now()
-            engine.sleep(seconds)
+            start, end = engine.sleep(seconds)
             with engine.hidden():
                 value = math.nan if fails else float(loss(params))
                 ctx = current()
-                trace.append((rank, ctx.id if ctx else "", start, engine.now(), value))
+                trace.append((rank, ctx.id if ctx else "", start, end, value))
             if fails:
                 raise RuntimeError(f"simulated failure after {seconds:.3g} s")
             return value
@@ -129,9 +128,23 @@ def simulate(workers: int, islands: int | None = None, *, max_evaluations: int |
                 keep(rank, result)
 
     started = time.perf_counter()
-    with _quiet(quiet), clock.using(engine.now):
+    with _quiet(quiet), clock.using(engine.now), _no_collector():
         engine.run(body)
     return _report(engine, results, trace, layout.n_islands, durations, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _no_collector() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the simulation runs: its pauses grow with the memory of all the
+    simulated workers together and would be charged to whichever worker happened to trigger one (a real rank's own
+    collections are what ``SurvivorFreezer`` keeps short); reference counting still frees nearly everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
