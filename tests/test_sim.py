@@ -3,6 +3,7 @@ and accounting, and the design changes that keep per-evaluation costs flat as th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -59,6 +60,18 @@ def test_measured_cpu_is_charged_to_the_clock() -> None:
                  options={"propagator": "ga"})
     assert 0 < r.cpu_per_evaluation < 0.05  # real code: microseconds to milliseconds, never nothing
     assert r.wall > 10.0  # ten evaluations of one second each per worker, plus the optimizer's time
+
+
+def test_the_wake_cost_is_charged_after_each_evaluation_with_measured_cpu() -> None:
+    """The optimizer's code runs slower right after an evaluation than in the simulator (warm caches): the model's
+    wake is charged once per evaluation, as CPU, only where the CPU is measured."""
+    slow_wake = dataclasses.replace(FREE, wake=0.5)
+    measured = simulate(1, 1, durations=Durations("fixed", 1.0), costs=slow_wake, cpu="measured",
+                        options={"generations": 4, "propagator": "ga"})
+    assert 6.0 <= measured.wall < 6.1 and measured.cpu_per_evaluation >= 0.5
+    constant = simulate(1, 1, durations=Durations("fixed", 1.0), costs=slow_wake, cpu=0.0,
+                        options={"generations": 4, "propagator": "ga"})
+    assert constant.wall == pytest.approx(4.0)
 
 
 # --- the engine's clock and accounting -----------------------------------------------------------------------

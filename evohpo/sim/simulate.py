@@ -48,7 +48,8 @@ class SimReport:
     idle_end: float  # share spent after their last evaluation (draining, termination, the final gather)
     idle_receive: float  # share spent receiving messages before that
     idle_between: float  # the rest: the optimizer's CPU, sends, waiting for evaluations from peers
-    # in the loop (from a worker's first evaluation to the start of its last), per evaluation
+    # in the loop (until a worker's last evaluation started), per evaluation: CPU per gap between two evaluations,
+    # messages and bytes per evaluation started
     cpu_per_evaluation: float  # the optimizer's own CPU, seconds (measured or given)
     messages_per_evaluation: float
     bytes_per_evaluation: float
@@ -188,8 +189,8 @@ def _report(engine: Engine, results: list[SearchResult | None], trace: list[tupl
         failed=sum(1 for t in trace if math.isnan(t[4])), wall=wall, utilization=share(busy), idle_end=share(end),
         idle_receive=share(receive), idle_between=share(total - busy - end - receive),
         cpu_per_evaluation=sum(p.cpu_in_loop for p in procs) / loop,
-        messages_per_evaluation=sum(p.messages_in_loop for p in procs) / loop,
-        bytes_per_evaluation=sum(p.bytes_in_loop for p in procs) / loop,
+        messages_per_evaluation=sum(p.messages_in_loop for p in procs) / max(n, 1),  # each start shared once
+        bytes_per_evaluation=sum(p.bytes_in_loop for p in procs) / max(n, 1),
         start_cpu_per_worker=sum(p.cpu_startup for p in procs) / len(procs),
         end_cpu_per_worker=sum(p.cpu - p.cpu_startup - p.cpu_in_loop for p in procs) / len(procs),
         end_messages_per_worker=sum(p.sent_messages - p.messages_in_loop for p in procs) / len(procs),
