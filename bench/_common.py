@@ -12,6 +12,7 @@ import importlib
 import io
 import json
 import os
+import platform
 import queue
 import shutil
 import signal
@@ -81,6 +82,17 @@ def evohpo_functions(tree: str | os.PathLike[str] | None = None) -> ModuleType:
     # decided by the tree's own files: an editable install of evohpo elsewhere would answer for missing submodules
     moved = (package / "testing" / "functions.py").is_file()
     return importlib.import_module("evohpo.testing.functions" if moved else "evohpo.benchmarks")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def versions(python: Path | None, packages: Sequence[str]) -> str:

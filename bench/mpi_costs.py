@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/mpi_costs.py [--quick] [--out-json PATH] [--out-md PATH]
 
-does everything: one ``mpiexec -n 2 python -m mpi4py bench/mpi_costs.py --worker`` job for the point-to-point rows
-and the collective at 2 ranks, one ``--worker --collective-only`` job at each of 4, 8 and 16 ranks, then the fit,
+does everything: an ``mpiexec -n 2 python -m mpi4py bench/mpi_costs.py --worker`` job for the point-to-point rows
+and the collective at 2 ranks (three times, each row the median of the runs: on a VM shared with other work one run
+can be several times slower), one ``--worker --collective-only`` job at each of 4, 8 and 16 ranks, then the fit,
 a table of measured against predicted values, ``evohpo/sim/costs.json`` and ``bench/results/mpi_costs.md``.
 Run by hand under ``mpiexec -n 2`` (or more, ``--collective-only`` implied) it prints the rows and writes nothing.
 
@@ -38,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, kill, mpi_command, worker_env
+from _common import ROOT, cpu_model, kill, mpi_command, worker_env
 
 HERE = Path(__file__).resolve()
 PINGPONG_SIZES = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
@@ -46,6 +47,8 @@ MIGRANT_SIZES = [1, 4, 16, 64, 256]  # individuals per MIGRANT batch
 POST_MIGRANTS = (1, 4, 16, 64)  # post rows: x16 and x64 are measured but not fitted (see SMALL)
 SMALL = 1024  # post rows of messages up to this size are fitted (a RESULT, a few migrants): post is one constant
 COLLECTIVE_RANKS = [2, 4, 8, 16]
+PER_TURN = 4  # timed ping-pongs of one size in a row
+P2P_RUNS = 3  # runs of the 2-rank job (1 with --quick); a row is the median of the runs' medians
 TAG = 71  # Tag.RESULT
 ns = time.perf_counter_ns
 
@@ -102,23 +105,47 @@ def batch_for(fn: Any, target: float = 2e-5) -> int:
     return max(1, int(target / per))
 
 
-def pingpong(comm: Any, MPI: Any, nbytes: int, reps: int, payload: str) -> dict[str, Any]:
-    buf = bytearray(nbytes)
-    msg = [buf, MPI.BYTE]
-    reps = max(50, min(reps, int(0.4 / (2e-6 + nbytes * 3e-10))))  # the largest sizes fewer times
-    samples = []
-    comm.Barrier()
-    for i in range(reps + reps // 10):
+def settle(comm: Any, MPI: Any, seconds: float) -> None:
+    """Ping-pong for ``seconds`` before measuring: right after the start, the first sizes took 2-3x longer than the
+    same sizes later in the job (the kernel had not yet spread the ranks over the cores)."""
+    flag = bytearray(1)
+    msg = [flag, MPI.BYTE]
+    end = time.monotonic() + seconds
+    while True:
         if comm.rank == 0:
-            t0 = ns()
+            flag[0] = time.monotonic() < end
             comm.Send(msg, 1, TAG)
             comm.Recv(msg, 1, TAG)
-            if i >= reps // 10:
-                samples.append((ns() - t0) * 0.5e-9)
         else:
             comm.Recv(msg, 0, TAG)
             comm.Send(msg, 0, TAG)
-    return row("pingpong", nbytes, 2, comm.bcast(samples, root=0), payload)
+        if not flag[0]:
+            return
+
+
+def pingpong(comm: Any, MPI: Any, sizes: list[tuple[int, str]], reps: int) -> list[dict[str, Any]]:
+    """One row per (bytes, payload) in ``sizes``, measured in turns (each round: ``1 + PER_TURN`` round trips of
+    each size, the first untimed, as the previous size left the caches cold), so that a change of speed during
+    the job (the VM's vCPUs moved, a neighbour busy) reaches all sizes alike."""
+    msgs = [[bytearray(n), MPI.BYTE] for n, _ in sizes]
+    samples: list[list[float]] = [[] for _ in sizes]
+    rounds = max(10, reps // PER_TURN)
+    warm = rounds // 10
+    comm.Barrier()
+    for i in range(warm + rounds):
+        for msg, got in zip(msgs, samples):
+            for k in range(1 + PER_TURN):
+                if comm.rank == 0:
+                    t0 = ns()
+                    comm.Send(msg, 1, TAG)
+                    comm.Recv(msg, 1, TAG)
+                    if i >= warm and k:
+                        got.append((ns() - t0) * 0.5e-9)
+                else:
+                    comm.Recv(msg, 0, TAG)
+                    comm.Send(msg, 0, TAG)
+    samples = comm.bcast(samples, root=0)
+    return [row("pingpong", n, 2, got, payload) for (n, payload), got in zip(sizes, samples)]
 
 
 def serialize(MPI: Any, name: str, obj: Any, reps: int) -> dict[str, Any]:
@@ -280,9 +307,8 @@ def worker(args: argparse.Namespace) -> None:
         pls = payloads()
         data = {name: MPI.pickle.dumps(obj) for name, obj in pls}
         log("pingpong")
-        for n in PINGPONG_SIZES:
-            rows.append(pingpong(comm, MPI, n, reps, "bytes"))
-        rows.append(pingpong(comm, MPI, len(data["RESULT"]), reps, "RESULT"))
+        settle(comm, MPI, 0.2 if args.quick else 1.0)
+        rows += pingpong(comm, MPI, [(n, "bytes") for n in PINGPONG_SIZES] + [(len(data["RESULT"]), "RESULT")], reps)
         log("serialize")
         for name, obj in pls:
             r = serialize(MPI, name, obj, reps) if comm.rank == 0 else None
@@ -334,16 +360,6 @@ def run_job(ranks: int, args: argparse.Namespace, collective_only: bool) -> dict
         return json.loads(out.read_text(encoding="utf-8"))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine(library: str, mpi4py_version: str) -> str:
     return (f"{platform.system()} {platform.release()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs; "
             f"Python {platform.python_version()}, mpi4py {mpi4py_version}, {library}")
@@ -385,14 +401,29 @@ def parameters(model: Any) -> list[str]:
             f"| collective | {us(m.collective)} µs per stage |", f"| wake | {us(m.wake)} µs per evaluation |"]
 
 
+def merge_runs(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows of several runs of one job: each the median of the runs' medians, the repeats added up."""
+    out = []
+    for same in zip(*runs):
+        r = dict(same[0])
+        r["seconds"] = median([x["seconds"] for x in same])
+        r["repeats"] = sum(x["repeats"] for x in same)
+        if len(same) > 1:
+            r["runs"] = len(same)
+        out.append(r)
+    return out
+
+
 def driver(args: argparse.Namespace) -> None:
     from evohpo.sim.costs import CostModel
 
     t0, load_before, ncores = time.perf_counter(), os.getloadavg(), cores()
     rows, info = [], {}
-    for ranks in COLLECTIVE_RANKS:
-        info = run_job(ranks, args, collective_only=ranks != 2)
-        rows += info["rows"]
+    for ranks in COLLECTIVE_RANKS:  # the 2-rank job P2P_RUNS times: one run can be slowed by the VM's neighbours
+        jobs = [run_job(ranks, args, collective_only=ranks != 2)
+                for _ in range(P2P_RUNS if ranks == 2 and not args.quick else 1)]
+        info = jobs[-1]
+        rows += merge_runs([job["rows"] for job in jobs])
     rows.append(wake(40 if args.quick else 200))
     elapsed, load_after = time.perf_counter() - t0, os.getloadavg()
     fitted = [r for r in rows if not unfitted(r, ncores)]
@@ -406,7 +437,8 @@ def driver(args: argparse.Namespace) -> None:
           f"{time.strftime('%Y-%m-%d')}; {elapsed:.0f} s, load average {load_before[0]:.2f} before and "
           f"{load_after[0]:.2f} after.", "",
           f"Machine: {model.machine}.", "",
-          "Every row is the median of `repeats` timings (`perf_counter_ns`, after a warm-up) of what "
+          f"Every row is the median of `repeats` timings (`perf_counter_ns`, after a warm-up; for the 2-rank "
+          f"rows the median of {1 if args.quick else P2P_RUNS} runs' medians) of what "
           "`MPITransport` does: pingpong = half the round trip of a `Send`/`Recv` of a buffer between two ranks; "
           "serialize = `MPI.pickle.dumps` of an evohpo payload (a RESULT `(Individual, params, unstarted, None)` of "
           "a 5-parameter space, MIGRANT batches of 1 to 256 individuals), `bytes` its pickled size; post = "

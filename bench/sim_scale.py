@@ -87,7 +87,7 @@ def render(rows: list[dict[str, Any]], long: dict[str, Any], quality: list[dict[
         f"Written by `{command}` ({time.strftime('%Y-%m-%d')}, {platform.python_implementation()} "
         f"{platform.python_version()}). Each row runs the real `optimize` on every simulated worker (`evohpo.sim`):"
         " the optimizer's CPU is measured here (thread CPU time), each message costs what the MPI cost model says "
-        f"({costs.machine or 'evohpo/sim/costs.json'}). Evaluations: lognormal times (sigma {SPREAD}), 5-D sphere, "
+        f"({_model(costs)}). Evaluations: lognormal times (sigma {SPREAD}), 5-D sphere, "
         "`propagator=\"ga\"`, a shared `max_evaluations` of the given number per worker.", "",
         "*utilization*: the share of all workers' time spent evaluating, over the whole run; *end*: the share spent "
         "after a worker's last evaluation until the last worker finished (the last evaluations straggling: it shrinks "
@@ -111,6 +111,12 @@ def render(rows: list[dict[str, Any]], long: dict[str, Any], quality: list[dict[
                                                                key=lambda q: q["island"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _model(c: CostModel) -> str:
+    return (f"`evohpo/sim/costs.json`: latency {c.latency * 1e6:.2f} µs, receive {c.receive * 1e6:.2f} µs + "
+            f"{c.receive_per_byte * 1e9:.1f} ns/B, post {c.post * 1e6:.2f} µs, wake {c.wake * 1e3:.3f} ms per "
+            f"evaluation; measured on {c.machine}")
 
 
 def figure(rows: list[dict[str, Any]], path: Path) -> None:

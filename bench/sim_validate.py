@@ -31,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, kill, mpi_command, snapshot_evohpo, worker_env
+from _common import ROOT, cpu_model, kill, mpi_command, snapshot_evohpo, worker_env
 
 HERE = Path(__file__).resolve().parent
 RANK_SCRIPT = HERE / "_sim_rank.py"
@@ -43,17 +43,6 @@ SIM_HANGS: list[dict[str, Any]] = []  # the simulations that reported a hang, ru
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    """The CPU's model name."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
 
 def cores() -> int:
     """CPUs this process may run on."""

@@ -104,15 +104,16 @@ class Engine(Scheduler):
 
     def take(self, rank: int) -> list[tuple[int, int, Any]]:
         """The messages that reached ``rank`` by now, unpickled (once per send); their receive cost charged."""
-        p = self.procs[rank]
-        real = self._cpu()
-        now, box, out = self._at(p, real), p.mailbox, []
-        charge = self.costs.empty_poll
-        while box and box[0][0] <= now:
-            _, _, src, tag, msg = heapq.heappop(box)
-            out.append((src, tag, msg.load()))
-            charge += self.costs.receive_cpu(len(msg.data))
-        p.hidden += self._cpu() - real
+        p, box = self.procs[rank], self.procs[rank].mailbox
+        charge, out = self.costs.empty_poll, []
+        if box:  # an empty mailbox needs no clock
+            real = self._cpu()
+            now = self._at(p, real)
+            while box and box[0][0] <= now:
+                _, _, src, tag, msg = heapq.heappop(box)
+                out.append((src, tag, msg.load()))
+                charge += self.costs.receive_cpu(len(msg.data))
+            p.hidden += self._cpu() - real
         self.charge(charge, "receive")
         p.received += len(out)
         return out
