@@ -54,11 +54,16 @@ class Engine(Scheduler):
                  cpu_scale: float = 1.0) -> None:
         super().__init__(size, cpu, cpu_scale)
         self.costs = costs or CostModel.load()
-        self.addressed = [0] * size  # messages sent to each worker (what it must receive before it is finished)
+        # per worker, what each sender sent it: what it must have received to be finished (MPI's count exchange)
+        self.inbound: list[collections.Counter[int]] = [collections.Counter() for _ in range(size)]
         self.by_tag: collections.Counter[int] = collections.Counter()  # messages sent, by tag
         self._collectives: dict[int, _Collective] = {}
         self._closed: dict[int, float] = {}  # rank -> when it posted its counts
         self.closed_at: float | None = None  # when the termination exchange completes
+
+    def _state(self, p: Proc) -> str:
+        expected = sum(self.inbound[p.rank].values())
+        return f"{super()._state(p)} ({len(p.mailbox)} in its mailbox, {p.received} of {expected} received)"
 
     def sleep(self, seconds: float) -> tuple[float, float]:
         """An evaluation (when it started and ended); after it, with measured CPU, the model's ``wake``: what the
@@ -96,7 +101,7 @@ class Engine(Scheduler):
             q = self.procs[dest]
             arrival = first + i * costs.post
             heapq.heappush(q.mailbox, (arrival, self._seq, src, tag, msg))
-            self.addressed[dest] += 1
+            self.inbound[dest][src] += 1
             if q.waiting == "message" and arrival < q.wake:
                 self._schedule(q, arrival)
         p.hidden += self._cpu() - real

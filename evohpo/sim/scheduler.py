@@ -171,9 +171,12 @@ class Scheduler:
                 raise SimulationError(f"simulated worker {rank} ended without finishing")
         stuck = sorted((p for p in self.procs if not p.done), key=lambda p: (p.waiting == "collective", p.rank))
         if stuck:
-            states = ", ".join(f"{p.rank}: {p.waiting or 'ready'} at {p.t:.6g} ({len(p.mailbox)} in its mailbox, "
-                               f"{p.received} of {self.addressed[p.rank]} received)" for p in stuck[:8])
+            states = ", ".join(self._state(p) for p in stuck[:8])
             raise SimulationError(f"{len(stuck)} simulated workers wait forever (a hang on a real machine): {states}")
+
+    def _state(self, p: Proc) -> str:
+        """What a stuck worker waits for, for the hang report."""
+        return f"{p.rank}: {p.waiting or 'ready'} at {p.t:.6g}"
 
     def _schedule(self, p: Proc, t: float) -> None:
         self._seq += 1

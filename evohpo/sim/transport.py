@@ -7,8 +7,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ..parallel.transport import Message, Transport
 from .engine import Engine
 
@@ -61,13 +59,14 @@ class SimTransport(Transport):
     def _post_counts(self, counts: Any) -> None:
         self.engine.close(self.rank)
 
-    def _counts_result(self) -> np.ndarray | None:  # pragma: no cover - finished() is the engine's
-        raise NotImplementedError
+    def _counts_result(self) -> collections.Counter[int] | None:
+        """What each peer sent here (the engine counts it as MPI's exchange would), once the exchange completed."""
+        return self.engine.inbound[self.rank] if self.engine.closed(self.rank) else None
 
     def finished(self) -> bool:
-        """The exchange completed and everything sent here arrived (the engine counts what was addressed here)."""
-        engine = self.engine
-        return engine.closed(self.rank) and engine.procs[self.rank].received == engine.addressed[self.rank]
+        """The exchange completed and exactly what each peer sent here arrived (sparse counts: no dense vectors)."""
+        expected = self._counts_result()
+        return expected is not None and self.received == expected
 
     def wait(self, until: Callable[[], bool], handle: Callable[[list[Message]], None]) -> None:
         """Handle messages until ``until()``, blocking in virtual time while nothing arrives."""
