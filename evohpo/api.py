@@ -23,7 +23,7 @@ from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
 from .parallel.failures import FailureWatch
 from .parallel.result import SearchResult
-from .parallel.resume import apply_plan, open_checkpoint, stored_strategy
+from .parallel.resume import apply_plan, open_checkpoint, stored_meta
 from .parallel.signals import StopSignals
 from .parallel.transport import as_transport
 from .parallel.warmstart import already_run, configurations, enqueue
@@ -68,8 +68,9 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
 
     Args:
         comm: an MPI communicator (default COMM_WORLD; one process without mpirun works too) or a Transport.
-        islands: how many (default: one per 64 ranks, rounded up: every result goes to every worker of its island,
-            so that bigger islands cost each worker more messages per evaluation); ``island_sizes`` their sizes.
+        islands: how many (default: as many as the search resumed had, else one per 64 ranks, rounded up: every
+            result goes to every worker of its island, so bigger islands cost each worker more messages per
+            evaluation); ``island_sizes`` their sizes.
         generations: evaluations per worker (Propulate's meaning); ``max_evaluations``: in total, shared so that
             fast workers take over from slow ones; ``time_limit``: seconds after which no evaluation starts.
         pop_size: breeding pool per island (default max(8, 2 x island workers)); ``migration_prob``: chance
@@ -106,10 +107,11 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         transport = as_transport(comm)
         rank, size = transport.rank, transport.size
         setup_logging(rank)
-        layout = IslandLayout.make(size, islands, island_sizes)
+        stored = stored_meta(str(checkpoint), resume, transport) if checkpoint is not None else None
+        layout = IslandLayout.make(size, _islands(islands, island_sizes, stored, size), island_sizes)
         policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
                                  emigrant_selection, pollinate)
-        propagator = _strategy(propagator, checkpoint, resume, transport)
+        propagator = _strategy(propagator, stored)
         _check_budget(propagator, generations, max_evaluations, time_limit)  # a resumed grid needs none either
         evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
         warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
@@ -141,11 +143,21 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     return result
 
 
-def _strategy(propagator: Any, checkpoint: Any, resume: bool, transport: Any) -> Any:
-    """The strategy asked for; else the one of the search a resume continues; else the default."""
+def _strategy(propagator: Any, stored: dict[str, Any] | None) -> Any:
+    """The strategy asked for; else the one of the search a resume continues (the GA for searches from before
+    meta.json named it); else the default."""
     if propagator is not None:
         return propagator
-    return (stored_strategy(str(checkpoint), resume, transport) if checkpoint is not None else None) or DEFAULT
+    return stored.get("strategy", "ga") if stored is not None else DEFAULT
+
+
+def _islands(islands: int | None, island_sizes: Any, stored: dict[str, Any] | None, size: int) -> int | None:
+    """The islands asked for; else, resuming, as many as the search had (the number of ranks may have changed, and
+    with it the default); else None: the default layout."""
+    if islands is not None or island_sizes is not None or stored is None:
+        return islands
+    old = stored.get("islands")
+    return len(old) if isinstance(old, list) and 1 <= len(old) <= size else None
 
 
 def _evolver(space: Space, propagator: Any, pop_size: int | None, layout: IslandLayout, rank: int, size: int,

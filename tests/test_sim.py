@@ -260,3 +260,44 @@ def test_the_final_reduction_does_not_depend_on_the_order_of_workers() -> None:
         assert [i.id for i in got.top] == [i.id for i in want.top]
         assert {k: v.id for k, v in got.islands.items()} == {k: v.id for k, v in want.islands.items()}
     assert want.done == 36 and want.failed == 4 and len(want.top) == 3
+
+
+def _threads(n: int, **kwargs: object) -> list:
+    """``optimize`` on ``n`` in-process workers (threads on a ThreadHub); their results by rank."""
+    import threading
+
+    import evohpo
+    from evohpo.parallel.transport import ThreadHub
+
+    out: list = [None] * n
+    errors: list[BaseException] = []
+
+    def work(t: object) -> None:
+        try:
+            out[t.rank] = evohpo.optimize(lambda p: float(p["x"] ** 2), {"x": (-1.0, 1.0)}, comm=t,
+                                          progress_interval=1e9, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in ThreadHub(n).transports()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return out
+
+
+def test_islands_default_to_at_most_max_island_workers_and_a_resume_keeps_their_number(monkeypatch, tmp_path) -> None:
+    """Islands default to one per MAX_ISLAND ranks; resumed on fewer ranks (where the default would be fewer
+    islands) a search keeps the islands it had instead of being refused for another layout."""
+    import evohpo.core.migration as migration
+
+    monkeypatch.setattr(migration, "MAX_ISLAND", 2)
+    assert IslandLayout.make(5, None).sizes == (2, 2, 1)
+    first = _threads(4, max_evaluations=8, checkpoint=str(tmp_path))
+    assert len(first[0].islands) == 2 and first[0].n_evaluations == 8
+    resumed = _threads(2, max_evaluations=16, checkpoint=str(tmp_path))
+    assert len(resumed[0].islands) == 2 and resumed[0].resumed == 8 and resumed[0].n_evaluations == 8  # 8 more
+    fresh = _threads(2, max_evaluations=4)
+    assert len(fresh[0].islands) == 1

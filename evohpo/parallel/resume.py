@@ -63,20 +63,17 @@ def _restore(path: str, meta: Mapping[str, Any]) -> Restored:
     return restored
 
 
-def stored_strategy(path: str, resume: bool, transport: Transport) -> str | None:
-    """The named strategy of the search a resume continues (a collective), None when nothing is resumed.
-
-    Searches written before meta.json recorded it ran the GA, the default then.
-    """
-    name = None
+def stored_meta(path: str, resume: bool, transport: Transport) -> dict[str, Any] | None:
+    """What meta.json says of the search a resume continues (a collective; ``{}`` when its journals have no readable
+    meta.json), None when nothing is resumed."""
+    meta = None
     if transport.rank == 0 and resume:
         try:
             if journal_files(path):
                 meta = read_meta(path) or {}
-                name = meta.get("strategy", "ga")
         except (OSError, ValueError):
-            name = None  # the checkpoint is refused later, with its reason
-    return transport.allgather(name)[0]
+            meta = None  # the checkpoint is refused later, with its reason
+    return transport.allgather(meta)[0]
 
 
 def apply_plan(rank_plan: RankPlan, evolver: Evolver, policy: MigrationPolicy, seed: int) -> None:
