@@ -30,7 +30,7 @@ def until(cond, timeout: float = 5.0) -> bool:
 def test_a_peers_stop_during_an_evaluation_arms_the_grace_period_and_stays_for_the_next_poll() -> None:
     me, peer = ThreadHub(2).transports()
     signals, asked = Armed(), []
-    listener = StopListener(me, signals, asked.append, period=0.02).start()
+    listener = StopListener(me, signals, lambda reason, broadcast: asked.append(reason), period=0.02).start()
     try:
         peer.send(0, Tag.RESULT, "first")
         peer.send(0, Tag.STOP, "received SIGTERM")
@@ -50,12 +50,28 @@ def test_a_peers_stop_during_an_evaluation_arms_the_grace_period_and_stays_for_t
 def test_a_signal_here_during_an_evaluation_is_passed_on_at_once() -> None:
     me, _ = ThreadHub(2).transports()
     signals, asked = Armed(), []
-    listener = StopListener(me, signals, asked.append, period=0.02).start()
+    listener = StopListener(me, signals, lambda *a: asked.append(a), period=0.02).start()
     try:
         with listener.evaluating():
             signals.reason = "received SIGUSR1"  # what the handler sets
             assert until(lambda: bool(asked))
-        assert asked[0] == "received SIGUSR1" and signals.armed == 0
+        assert asked[0] == ("received SIGUSR1", True) and signals.armed == 0
+    finally:
+        listener.close()
+
+
+def test_a_signal_here_is_not_passed_on_when_a_peers_stop_came_first() -> None:
+    """Every rank signalled at once (SLURM): the first STOP reached everyone, so the others send none of theirs."""
+    me, peer = ThreadHub(2).transports()
+    signals, asked = Armed(), []
+    listener = StopListener(me, signals, lambda *a: asked.append(a), period=0.02).start()
+    try:
+        peer.send(0, Tag.STOP, "received SIGUSR1")
+        with listener.evaluating():
+            signals.reason = "received SIGUSR1"
+            assert until(lambda: bool(asked))
+        assert asked == [("received SIGUSR1", False)] and signals.armed == 1
+        assert [tag for _, tag, _ in me.poll()] == [Tag.STOP]  # still there for the worker's next poll
     finally:
         listener.close()
 
@@ -63,7 +79,7 @@ def test_a_signal_here_during_an_evaluation_is_passed_on_at_once() -> None:
 def test_an_evaluation_shorter_than_the_period_is_left_alone() -> None:
     me, peer = ThreadHub(2).transports()
     signals = Armed()
-    listener = StopListener(me, signals, lambda reason: None, period=0.5).start()
+    listener = StopListener(me, signals, lambda reason, broadcast: None, period=0.5).start()
     try:
         peer.send(0, Tag.STOP, "x")
         for _ in range(20):
