@@ -301,3 +301,12 @@ def test_islands_default_to_at_most_max_island_workers_and_a_resume_keeps_their_
     assert len(resumed[0].islands) == 2 and resumed[0].resumed == 8 and resumed[0].n_evaluations == 8  # 8 more
     fresh = _threads(2, max_evaluations=4)
     assert len(fresh[0].islands) == 1
+
+
+def test_on_error_raise_ends_the_simulation_with_the_losss_exception() -> None:
+    def broken(params: dict) -> float:
+        raise ZeroDivisionError("the loss broke")
+
+    with pytest.raises(ZeroDivisionError, match="the loss broke"):
+        simulate(4, 1, durations=Durations("fixed", 1.0), costs=FREE, cpu=0.0, loss=broken, space={"x": (0.0, 1.0)},
+                 options={"generations": 2, "on_error": "raise"})

@@ -82,9 +82,6 @@ class SimTransport(Transport):
     def allreduce(self, obj: Any, merge: Callable[[Any, Any], Any]) -> Any:
         return self.engine.collective(self.rank, obj, functools.partial(_tree, merge))
 
-    def abort(self, code: int = 1) -> None:
-        raise SystemExit(f"simulated worker {self.rank} aborted every worker (code {code})")
-
 
 def _tree(merge: Callable[[Any, Any], Any], values: list[Any]) -> Any:
     """``values`` combined pairwise, as a reduction tree does (log2 levels)."""
