@@ -105,7 +105,7 @@ def simulate(workers: int, islands: int | None = None, *, max_evaluations: int |
     budget = 8 * workers if max_evaluations is None and "generations" not in (options or {}) else max_evaluations
     engine = Engine(workers, costs, cpu=cpu, cpu_scale=cpu_scale)
     trace: list[tuple[int, str, float, float, float]] = []
-    results: list[SearchResult | None] = [None] * workers
+    first: list[SearchResult] = []  # rank 0's (every worker's best and reason are the same)
 
     def body(rank: int) -> None:
         rng = np.random.default_rng([seed, rank, 7])
@@ -123,7 +123,8 @@ def simulate(workers: int, islands: int | None = None, *, max_evaluations: int |
 
         result = optimize(timed, space, comm=SimTransport(engine, rank), islands=islands,
                           max_evaluations=budget, seed=seed, **dict(options or {}))
-        results[rank] = result
+        if rank == 0:
+            first.append(result)
         if keep is not None:
             with engine.hidden():
                 keep(rank, result)
@@ -131,7 +132,7 @@ def simulate(workers: int, islands: int | None = None, *, max_evaluations: int |
     started = time.perf_counter()
     with _quiet(quiet), clock.using(engine.now), _no_collector():
         engine.run(body)
-    return _report(engine, results, trace, layout.n_islands, durations, time.perf_counter() - started)
+    return _report(engine, first[0], trace, layout.n_islands, durations, time.perf_counter() - started)
 
 
 @contextlib.contextmanager
@@ -166,7 +167,7 @@ def _quiet(quiet: bool) -> Iterator[None]:
         log.setLevel(level)
 
 
-def _report(engine: Engine, results: list[SearchResult | None], trace: list[tuple[int, str, float, float, float]],
+def _report(engine: Engine, first: SearchResult, trace: list[tuple[int, str, float, float, float]],
             islands: int, durations: Durations, real: float) -> SimReport:
     procs = engine.procs
     wall = max(p.finished_at for p in procs)
@@ -182,7 +183,6 @@ def _report(engine: Engine, results: list[SearchResult | None], trace: list[tupl
         if v < best:
             best = v
             curve.append((t, v))
-    first = results[0]
     share = (lambda x: x / total) if total > 0 else (lambda x: 0.0)
     return SimReport(
         workers=len(procs), islands=islands, durations=durations.describe(), evaluations=n,
@@ -195,6 +195,6 @@ def _report(engine: Engine, results: list[SearchResult | None], trace: list[tupl
         end_cpu_per_worker=sum(p.cpu - p.cpu_startup - p.cpu_in_loop for p in procs) / len(procs),
         end_messages_per_worker=sum(p.sent_messages - p.messages_in_loop for p in procs) / len(procs),
         messages_by_tag={Tag(tag).name: count / max(n, 1) for tag, count in sorted(engine.by_tag.items())},
-        best=None if first is None or first.best is None else first.best.loss,
-        reason=first.reason if first is not None else "", real=real, events=engine.events, curve=curve,
+        best=None if first.best is None else first.best.loss, reason=first.reason, real=real, events=engine.events,
+        curve=curve,
         trace=sorted(trace, key=lambda t: (t[2], t[0])))
