@@ -26,13 +26,16 @@ _EXPORTS = {  # public name -> the module that defines it
     "ModelGuided": ".core.guided", "guided_propagator": ".core.guided",
     "STRATEGIES": ".core.strategies",
     "EvalContext": ".core.context", "current": ".core.context",
+    "report": ".core.reporting", "Pruned": ".core.reporting",
+    "Pruner": ".core.pruners", "ASHA": ".core.pruners", "MedianStopping": ".core.pruners",
     "Callback": ".parallel.callbacks", "SearchInfo": ".parallel.callbacks",
     "SearchResult": ".parallel.result",
     "Results": ".results.load", "load": ".results.load",
 }
-__all__ = ["STRATEGIES", "Callback", "Choice", "EvalContext", "Evolver", "Float", "Individual", "Int", "ModelGuided",
-           "Propagator", "Results", "SearchInfo", "SearchResult", "Space", "SpaceExhausted", "current",
-           "default_propagator", "grid_search", "guided_propagator", "load", "optimize", "random_search"]
+__all__ = ["ASHA", "STRATEGIES", "Callback", "Choice", "EvalContext", "Evolver", "Float", "Individual", "Int",
+           "MedianStopping", "ModelGuided", "Propagator", "Pruned", "Pruner", "Results", "SearchInfo", "SearchResult",
+           "Space", "SpaceExhausted", "current", "default_propagator", "grid_search", "guided_propagator", "load",
+           "optimize", "random_search", "report"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import optimize
@@ -41,6 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.guided import ModelGuided, guided_propagator
     from .core.individual import Individual
     from .core.propagators import Propagator, default_propagator, grid_search, random_search
+    from .core.pruners import ASHA, MedianStopping, Pruner
+    from .core.reporting import Pruned, report
     from .core.space import Choice, Float, Int, Space
     from .core.strategies import STRATEGIES
     from .parallel.callbacks import Callback, SearchInfo

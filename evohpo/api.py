@@ -15,13 +15,15 @@ from .core.goal import Goal
 from .core.individual import Individual
 from .core.migration import IslandLayout, MigrationPolicy, make_topology
 from .core.propagators import BreedFn, Propagator
+from .core.pruners import Pruner, make_pruner
 from .core.space import Space
 from .core.strategies import DEFAULT, ends_by_itself, make_propagator
 from .journal.directory import search_meta
-from .parallel.budget import search_total, worker_limit
+from .parallel.budget import search_total, step_limit, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
 from .parallel.failures import FailureWatch
+from .parallel.reports import Reports, board_from_curves
 from .parallel.result import SearchResult
 from .parallel.resume import apply_plan, open_checkpoint, stored_meta
 from .parallel.signals import StopSignals
@@ -62,7 +64,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
              grace_period: float | None = 60.0, progress_interval: float = 5.0, top_n: int = 10,
              fsync_interval: float = 10.0, direction: str | None = None, metric: str | None = None,
              initial: Any = None, fingerprint: Any = None, max_failures: int | None = 10,
-             max_failure_rate: float | None = None) -> SearchResult:
+             max_failure_rate: float | None = None, pruner: str | Pruner | None = None,
+             max_steps: int | None = None, step_budget: int | None = None) -> SearchResult:
     """Minimize (or maximize) ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result
     on all ranks.
 
@@ -86,6 +89,14 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         max_failures: stop once this many evaluations failed before any succeeded (a broken loss function,
             not an unlucky one; None: never); ``max_failure_rate``: stop once more than this share of the last 50
             evaluations of an island failed (None: never). The reason names the last error.
+        pruner: early stopping of trainings that report with ``evohpo.report(step, value)``: "asha" (asynchronous
+            successive halving; the default when ``max_steps`` is given), "median", "none" (the default without
+            ``max_steps``: reports are recorded, nothing is pruned) or an object with ``rungs(max_steps)`` and
+            ``keep(value, others)`` (``core.pruners``). A pruned training is a result of status "pruned".
+        max_steps: the most steps (e.g. epochs) one training reports; the rungs of the pruner lie below it.
+        step_budget: the search's budget in steps reported across all workers (shared, like ``max_evaluations``;
+            needs ``max_steps``; instead of ``generations``/``max_evaluations``): no training starts once it is
+            used up, and a training that started runs to its end or its pruning.
         grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1/SIGINT (None: no limit).
         initial: configurations to evaluate first, dealt to the workers (a list of dicts), or a finished
             search (its directory or ``evohpo.load(DIR)``) whose best that fit ``space`` are (``parallel.warmstart``).
@@ -95,6 +106,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     """
     space = Space(space)
     _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
+    _check_steps(max_steps, step_budget, generations, max_evaluations)
+    pruning = make_pruner(pruner, max_steps)
     _check_numbers(grace_period, progress_interval, fsync_interval, seed)
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise ValueError(f"checkpoint={checkpoint!r} must be a directory path (str or os.PathLike) or None")
@@ -112,7 +125,7 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
                                  emigrant_selection, pollinate)
         propagator = _strategy(propagator, stored)
-        _check_budget(propagator, generations, max_evaluations, time_limit)  # a resumed grid needs none either
+        _check_budget(propagator, generations, max_evaluations or step_budget, time_limit)  # (a resumed grid: none)
         evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
         warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
         directory = plan = None
@@ -123,16 +136,21 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
                 apply_plan(plan, evolver, policy, seed)
         first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
                         search_total(generations, max_evaluations, size))
+        board = board_from_curves(pruning.rungs(max_steps), plan.curves) if plan else None
+        reports = Reports(pruning, max_steps, goal, board)
+        if step_budget is not None:
+            limit, done = step_limit(rank, size, step_budget, plan), plan.steps if plan else 0
+        else:
+            limit, done = worker_limit(rank, size, generations, max_evaluations, plan), plan.done if plan else 0
         try:
             worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
-                            budget=worker_limit(rank, size, generations, max_evaluations, plan),
-                            share_budget=generations is None, done=plan.done if plan else 0,
+                            budget=limit, share_budget=generations is None, done=done,
                             requeued=[*(plan.requeued if plan else ()), *first], resumed=plan.total_done if plan else 0,
                             total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
                             journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
                             progress_interval=progress_interval, signals=signals,
                             checkpoint=None if checkpoint is None else str(checkpoint), goal=goal,
-                            failures=failures)
+                            failures=failures, reports=reports, step_budget=step_budget is not None)
             result = _run(worker, hooks, top_n)
         finally:
             if directory is not None:
@@ -174,8 +192,9 @@ def _log_done(result: SearchResult, checkpoint: Any, rank: int) -> None:
     """Rank 0's line on what the search found."""
     if rank == 0 and result.best is not None:
         where = f"; journals in {checkpoint}" if checkpoint else ""
-        log.info("done (%s): %d evaluations, %d failed; best %s %.6g with %s (id %s, island %d)%s",
-                 result.reason, result.n_evaluations, result.n_failed, result.metric, result.best_value,
+        pruned = f", {result.n_pruned} pruned ({result.n_steps} steps reported)" if result.n_steps else ""
+        log.info("done (%s): %d evaluations, %d failed%s; best %s %.6g with %s (id %s, island %d)%s",
+                 result.reason, result.n_evaluations, result.n_failed, pruned, result.metric, result.best_value,
                  result.best.params, result.best.id, result.best.island, where)
 
 
@@ -188,6 +207,18 @@ def _check(loss_fn: Any, generations: Any, max_evaluations: Any, time_limit: Any
     _positive("time_limit", time_limit, float)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn={loss_fn!r} must be callable as loss_fn(params) -> float")
+
+
+def _check_steps(max_steps: Any, step_budget: Any, generations: Any, max_evaluations: Any) -> None:
+    """ValueError naming the argument for a bad ``max_steps`` or ``step_budget``, or a step budget beside an
+    evaluation budget."""
+    _positive("max_steps", max_steps)
+    _positive("step_budget", step_budget)
+    if step_budget is not None and max_steps is None:
+        raise ValueError(f"step_budget={step_budget!r} needs max_steps (the most steps one training reports)")
+    if step_budget is not None and (generations is not None or max_evaluations is not None):
+        raise ValueError(f"step_budget={step_budget!r} is the search's budget in steps: give it instead of "
+                         f"generations={generations!r} or max_evaluations={max_evaluations!r}")
 
 
 def _check_numbers(grace_period: Any, progress_interval: Any, fsync_interval: Any, seed: Any) -> None:

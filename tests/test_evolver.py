@@ -137,8 +137,10 @@ def test_error_fails_and_keeps_text() -> None:
     assert ind.status == FAILED and ind.loss == math.inf and ind.error == text
     assert ev.population.get(ind.id).error == text
     q = ev.ask()
-    pruned = ev.tell(q, 0.2, status=PRUNED)
-    assert pruned.status == PRUNED and pruned.loss == math.inf and ev.best() == []
+    pruned = ev.tell(q, 0.2, status=PRUNED, step=3)
+    # a pruned training keeps its last value and may breed, but is never the best (it did not run to its end)
+    assert pruned.status == PRUNED and pruned.loss == 0.2 and pruned.step == 3 and ev.best() == []
+    assert [i.id for i in ev.population.pool()] == [pruned.id]
     assert ev.population.n_failed == 1
 
 

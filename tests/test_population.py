@@ -21,8 +21,14 @@ def ind(i: int, loss: float, status: str = OK, **kw) -> Individual:
     return Individual(id=f"r-{i}", params={"x": i / 1e6, "n": i % 1001}, loss=loss, status=status, **kw)
 
 
+def order(i: Individual) -> tuple:
+    """The reference ranking: trainings that ran to their end by loss, then pruned ones by step reached (higher
+    first), then by loss; ties by id."""
+    return (i.status != OK, -(i.step or 0) if i.status != OK else 0, i.loss, i.id)
+
+
 class Model:
-    """The brute-force reference: active ids with (loss, id), sorted in full on every query."""
+    """The brute-force reference: active ids with their ``order``, sorted in full on every query."""
 
     def __init__(self, pool_size: int) -> None:
         self.pool_size = pool_size
@@ -33,20 +39,20 @@ class Model:
 
     def _activate(self, i: Individual) -> None:
         self.seq += 1
-        self.active[i.id] = (i.loss, i.id)  # equal losses: by id, whatever the arrival order
+        self.active[i.id] = order(i)  # equal losses: by id, whatever the arrival order
 
     def add(self, i: Individual, active: bool) -> bool:
         if i.id in self.archive:
             return False
         self.archive[i.id] = i
         self.failed += i.status == FAILED
-        if active and i.status == OK and math.isfinite(i.loss):
+        if active and i.status in (OK, PRUNED) and math.isfinite(i.loss):
             self._activate(i)
         return True
 
     def activate(self, ind_id: str) -> bool:
         i = self.archive.get(ind_id)
-        if i is None or ind_id in self.active or not i.ok:
+        if i is None or ind_id in self.active or not i.breeds:
             return False
         self._activate(i)
         return True
@@ -65,13 +71,12 @@ class Model:
 def check(pop: Population, model: Model, full: bool = True) -> None:
     pool = pop.pool()
     assert [i.id for i in pool] == model.pool()
-    assert [i.loss for i in pool] == sorted(i.loss for i in pool)
-    assert all(pop.is_active(i.id) and i.ok for i in pool)
+    assert [order(i) for i in pool] == sorted(order(i) for i in pool)
+    assert all(pop.is_active(i.id) and i.breeds for i in pool)
     expected_worst = model.worst()
     assert (pop.worst().id if pop.worst() else None) == expected_worst
-    if expected_worst is not None:
-        assert pop.worst().loss == max(model.active[k][0] for k in model.active)
-    assert (pop.best().id if pop.best() else None) == (model.pool()[0] if model.active else None)
+    first = model.archive[model.pool()[0]] if model.active else None
+    assert (pop.best().id if pop.best() else None) == (first.id if first is not None and first.ok else None)
     assert pop.n_active == len(model.active)
     assert len(pop) == len(model.archive)
     assert pop.n_failed == model.failed
@@ -79,10 +84,11 @@ def check(pop: Population, model: Model, full: bool = True) -> None:
         assert {i.id for i in pop} == set(model.archive)
 
 
-# operations: ("add", loss-code, status, active) | ("deactivate", pick) | ("activate", pick) | ("worst",)
+# operations: ("add", loss-code, status, active, step) | ("deactivate", pick) | ("activate", pick) | ("worst",)
 LOSSES = st.one_of(st.integers(0, 12).map(float), st.floats(-1e6, 1e6), st.sampled_from([math.inf, math.nan]))
 OPS = st.one_of(
-    st.tuples(st.just("add"), LOSSES, st.sampled_from([OK, OK, OK, FAILED, PRUNED]), st.booleans()),
+    st.tuples(st.just("add"), LOSSES, st.sampled_from([OK, OK, OK, FAILED, PRUNED]), st.booleans(),
+              st.sampled_from([None, 1, 3, 9])),
     st.tuples(st.just("readd"), st.integers(0, 10**6), LOSSES),
     st.tuples(st.just("deactivate"), st.integers(0, 10**6)),
     st.tuples(st.just("deactivate-pool"), st.integers(0, 10**6)),
@@ -96,9 +102,9 @@ def apply(pop: Population, model: Model, op: tuple, counter: list[int], full: bo
     kind = op[0]
     ids = list(model.archive)
     if kind == "add":
-        _, loss, status, active = op
+        _, loss, status, active, step = op
         counter[0] += 1
-        i = ind(counter[0], loss, status)
+        i = ind(counter[0], loss, status, step=step)
         assert pop.add(i, active=active) == model.add(i, active)
     elif kind == "readd" and ids:  # a duplicate id (a peer's message seen twice): ignored, even with a new loss
         _, pick, loss = op
@@ -114,7 +120,7 @@ def apply(pop: Population, model: Model, op: tuple, counter: list[int], full: bo
         target = pool[op[1] % len(pool)]
         assert pop.deactivate(target) and model.deactivate(target)
     elif kind == "activate-inactive":  # bring back one that left (an emigrant returning)
-        inactive = [k for k, i in model.archive.items() if i.ok and k not in model.active]
+        inactive = [k for k, i in model.archive.items() if i.breeds and k not in model.active]
         if inactive:
             target = inactive[op[1] % len(inactive)]
             assert pop.activate(target) and model.activate(target)
@@ -142,7 +148,7 @@ def test_pool_matches_brute_force_long_random_sequences(seed) -> None:
         r = rnd.random()
         if r < 0.45:
             op = ("add", float(rnd.randint(0, 50)) if rnd.random() < 0.5 else rnd.gauss(0, 10),
-                  FAILED if rnd.random() < 0.1 else OK, rnd.random() < 0.9)
+                  rnd.choice([FAILED, PRUNED, PRUNED, OK, OK, OK, OK, OK]), rnd.random() < 0.9, rnd.choice([None, 1, 3]))
         elif r < 0.55:
             op = ("deactivate", rnd.randrange(10**6))
         elif r < 0.7:

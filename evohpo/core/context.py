@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class EvalContext:
     island_rank: int
     generation: int
     checkpoint: str | None = None
+    reporter: Any = field(default=None, compare=False, repr=False)  # takes ``evohpo.report`` (``core.reporting``)
+    island_best: float = math.inf  # the best loss its island knew when it started (minus the value when maximizing)
 
 
 _current: ContextVar[EvalContext | None] = ContextVar("evohpo_eval_context", default=None)

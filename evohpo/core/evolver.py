@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from . import clock
-from .individual import FAILED, OK, Individual
-from .population import Population
+from .individual import FAILED, OK, PRUNED, Individual
+from .population import Population, rank_key
 from .propagators import BreedFn, Propagator, RandomInit, as_propagator, default_propagator
 from .space import Choice, Space, SpaceExhausted
 
@@ -111,8 +111,9 @@ class Evolver:
         return self._reserve(self.space.validate(params), ind_id)
 
     def tell(self, params: Mapping[str, Any], loss: float, error: str | None = None, status: str | None = None,
-             start: float | None = None, end: float | None = None) -> Individual:
-        """Record the loss of an asked configuration; a non-finite loss or an error makes it ``failed``."""
+             start: float | None = None, end: float | None = None, step: int | None = None) -> Individual:
+        """Record the loss of an asked configuration; a non-finite loss or an error makes it ``failed``. A ``pruned``
+        one keeps its last reported loss; ``step`` is the highest step it reported."""
         key = self.space.key(params)
         if key not in self._pending:
             raise ValueError(f"tell() for a configuration that was not asked: {dict(params)!r}")
@@ -123,14 +124,14 @@ class Evolver:
             status = OK if error is None and math.isfinite(loss) else FAILED
         if status == FAILED and error is None:
             error = f"loss is {loss!r}"
-        if status != OK:
+        if status != OK and not (status == PRUNED and math.isfinite(loss)):
             loss = math.inf
         ind = Individual(id=ind_id, params=dict(params), loss=loss, status=status,
                          island=self.island, rank=self.rank, generation=generation,
                          start=asked if start is None else start, end=clock.now() if end is None else end,
-                         error=error)
+                         error=error, step=step)
         # did the child make it into the breeding population?
-        self.propagator.feedback(ind.params, ind.ok and ind.loss < self.population.kth_loss(self.pop_size))
+        self.propagator.feedback(ind.params, ind.breeds and rank_key(ind) < self.population.kth_key(self.pop_size))
         self.population.add(ind)
         self.propagator.observe(ind)
         return ind
@@ -143,7 +144,8 @@ class Evolver:
         return True
 
     def best(self, n: int = 1) -> list[Individual]:
-        return self.population.pool()[:n]
+        """The ``n`` best active individuals that ran to their end."""
+        return [ind for ind in self.population.pool()[:n] if ind.ok]
 
     # --- state ----------------------------------------------------------------------------------------
     def state_dict(self, population: bool = True) -> dict[str, Any]:
@@ -153,7 +155,7 @@ class Evolver:
             state["propagator"] = propagator
         if population:
             state["individuals"] = [ind.to_dict() for ind in self.population]
-            state["inactive"] = [i.id for i in self.population if i.ok and not self.population.is_active(i.id)]
+            state["inactive"] = [i.id for i in self.population if i.breeds and not self.population.is_active(i.id)]
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

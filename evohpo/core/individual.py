@@ -24,10 +24,17 @@ class Individual:
     start: float = 0.0
     end: float = 0.0
     error: str | None = None
+    step: int | None = None  # the highest step it reported (``evohpo.report``), None when it reported none
 
     @property
     def ok(self) -> bool:
+        """A training that ran to its end with a finite loss."""
         return self.status == OK and math.isfinite(self.loss)
+
+    @property
+    def breeds(self) -> bool:
+        """Whether it may be a parent: ok, or pruned with a finite last value (ranked below every ok one)."""
+        return (self.status == OK or self.status == PRUNED) and math.isfinite(self.loss)
 
     def moved(self, island: int) -> Individual:
         """The same individual living on another island."""
@@ -37,7 +44,7 @@ class Individual:
         """A JSON-ready dict (a non-finite loss becomes None)."""
         return {"id": self.id, "params": dict(self.params), "loss": self.loss if math.isfinite(self.loss) else None,
                 "status": self.status, "island": self.island, "rank": self.rank, "generation": self.generation,
-                "start": self.start, "end": self.end, "error": self.error}
+                "start": self.start, "end": self.end, "error": self.error, "step": self.step}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Individual:

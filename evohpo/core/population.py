@@ -5,6 +5,11 @@ individuals wait in a min-heap, and a max-heap finds the worst. Deactivated entr
 heaps lazily, so add, deactivate and worst all cost O(log n + pool_size), independent of the archive size.
 Equal losses are ordered by id, so that the same individuals make the same pool whatever order they arrived in.
 
+Pruned trainings (stopped early by a pruner) breed too, ranked below every training that ran to its end and among
+themselves by the step they reached, then by their last value (``rank_key``): a configuration stopped at step 3 is
+never ranked against one trained to the end as if they were equal. An island with enough complete trainings breeds
+from those alone; early in a search the pool is filled from the highest steps reached.
+
 Configurations evaluated on other islands are known by a 64-bit ``digest`` only (``note``): enough to skip them.
 """
 
@@ -17,10 +22,17 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .individual import FAILED, Individual
+from .individual import FAILED, OK, Individual
 from .space import Choice, Int, Space
 
-Entry = tuple[float, str, int]  # (loss, id, activation number): a total order, ties broken by id
+Key = tuple[float, float]  # (minus the fidelity reached, loss): lower is better (``rank_key``)
+Entry = tuple[Key, str, int]  # (key, id, activation number): a total order, ties broken by id
+
+
+def rank_key(ind: Individual) -> Key:
+    """How an individual ranks for breeding: complete trainings first (by loss), then pruned ones by the step they
+    reached (higher first), then by their last value."""
+    return (-math.inf if ind.status == OK else -float(ind.step or 0), ind.loss)
 
 
 class _Descending(str):
@@ -44,7 +56,7 @@ class Population:
         self._active: dict[str, Entry] = {}  # id -> its live entry; heap entries not equal to it are stale
         self._pool: list[Entry] = []
         self._rest: list[Entry] = []  # min-heap of active entries outside the pool (may hold stale ones)
-        self._worst: list[tuple[float, _Descending, int]] = []  # max-heap of active entries (may be stale)
+        self._worst: list[tuple[float, float, _Descending, int]] = []  # max-heap of active entries (may be stale)
         self._seq = 0
         self.n_failed = 0
 
@@ -72,18 +84,21 @@ class Population:
         """The breeding pool: the best ``pool_size`` active individuals, best first."""
         return [self._by_id[e[1]] for e in self._pool]
 
-    def kth_loss(self, k: int) -> float:
-        """The loss of the k-th best active individual (1-based, k <= pool_size); inf when fewer are active."""
-        return self._pool[k - 1][0] if len(self._pool) >= k else math.inf
+    def kth_key(self, k: int) -> Key:
+        """The ``rank_key`` of the k-th best active individual (1-based, k <= pool_size); (inf, inf) when fewer are
+        active."""
+        return self._pool[k - 1][0] if len(self._pool) >= k else (math.inf, math.inf)
 
     def best(self) -> Individual | None:
-        return self._by_id[self._pool[0][1]] if self._pool else None
+        """The best active individual that ran to its end (None when there is none)."""
+        ind = self._by_id[self._pool[0][1]] if self._pool else None
+        return ind if ind is not None and ind.ok else None
 
     def worst(self) -> Individual | None:
         """The worst active individual (of equal losses, the one with the largest id)."""
-        while self._worst and self._active.get(self._worst[0][1], (0, "", -1))[2] != self._worst[0][2]:
+        while self._worst and self._active.get(self._worst[0][2], (0, "", -1))[2] != self._worst[0][3]:
             heapq.heappop(self._worst)
-        return self._by_id[self._worst[0][1]] if self._worst else None
+        return self._by_id[self._worst[0][2]] if self._worst else None
 
     def seen(self, params: Mapping[str, Any]) -> bool:
         """Whether this configuration was evaluated or is being evaluated (here, or on another island we heard of)."""
@@ -120,15 +135,16 @@ class Population:
         self._keys.add(self.space.key(ind.params))
         if ind.status == FAILED:
             self.n_failed += 1
-        if ind.ok and active:
+        if ind.breeds and active:
             self._activate(ind)
         return True
 
     def _activate(self, ind: Individual) -> None:
         self._seq += 1
-        entry = (ind.loss, ind.id, self._seq)
+        key = rank_key(ind)
+        entry = (key, ind.id, self._seq)
         self._active[ind.id] = entry
-        heapq.heappush(self._worst, (-ind.loss, _Descending(ind.id), self._seq))
+        heapq.heappush(self._worst, (-key[0], -key[1], _Descending(ind.id), self._seq))
         if len(self._pool) < self.pool_size or entry < self._pool[-1]:
             bisect.insort(self._pool, entry)
             if len(self._pool) > self.pool_size:
@@ -139,7 +155,7 @@ class Population:
     def activate(self, ind_id: str) -> bool:
         """Make an archived, deactivated individual active again (an emigrant that came back)."""
         ind = self._by_id.get(ind_id)
-        if ind is None or ind_id in self._active or not ind.ok:
+        if ind is None or ind_id in self._active or not ind.breeds:
             return False
         self._activate(ind)
         return True

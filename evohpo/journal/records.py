@@ -3,8 +3,11 @@
 A journal holds one JSON object a line; ``"ev"`` says which kind (``Event``), ``"t"`` when it was written:
 
 - ``start``: an evaluation began: id, params, island, gen;
-- ``end``: it ended: id, loss (None unless ok), status, error; the rest is in its start record (format /1
+- ``end``: it ended: id, loss (None when failed; a pruned one's is its last reported value), status, error, step
+  (the highest step it reported, when it reported); the rest is in its start record (format /1
   repeated the start's fields in every end record);
+- ``report``: a point of an evaluation's learning curve (``evohpo.report``): id, step, loss (minus the value when
+  maximizing), metrics when given; a later ``start`` of the same id begins a new attempt, whose curve starts over;
 - ``state``: what resuming needs besides the results (rng, generation counter, propagator state, evals done);
 - ``migrate``: an individual left ``from`` for ``to`` (hop: how often it has moved; mode: migrate or pollinate);
 - ``open``: this rank opened its journal (first of every run: a journal without records was emptied);
@@ -34,6 +37,7 @@ class Event(str, enum.Enum):
 
     START = "start"
     END = "end"
+    REPORT = "report"
     STATE = "state"
     MIGRATE = "migrate"
     RESUME = "resume"
@@ -54,6 +58,16 @@ def end(ind: Individual) -> dict[str, Any]:
            "status": ind.status, "t": ind.end}
     if ind.error is not None:
         rec["error"] = ind.error
+    if ind.step is not None:
+        rec["step"] = ind.step
+    return rec
+
+
+def report(ind_id: str, step: int, loss: float, t: float, metrics: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """A point of evaluation ``ind_id``'s learning curve: its (signed) loss after ``step`` steps."""
+    rec = {"ev": Event.REPORT.value, "id": ind_id, "step": step, "loss": loss, "t": t}
+    if metrics:
+        rec["metrics"] = dict(metrics)
     return rec
 
 
@@ -159,6 +173,16 @@ def pending(rec: Mapping[str, Any], rank: int) -> dict[str, Any]:
     gen = rec.get("gen", rec.get("generation", 0))
     return {"id": rec["id"], "params": rec["params"], "island": rec.get("island", 0),
             "rank": rec.get("rank", rank), "gen": gen, "ev": rec["ev"], "t": time_of(rec)}
+
+
+def point(rec: Mapping[str, Any], where: str) -> tuple[str, int, float]:
+    """(id, step, loss) of a ``report`` record."""
+    ind_id, step = ident(rec, where), integer(rec, "step", where)
+    loss = rec.get("loss")
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or step < 1:
+        raise ValueError(f"{where}: 'report' record needs an int 'step' >= 1 and a number 'loss', got "
+                         f"step={step!r}, loss={loss!r}")
+    return ind_id, step, float(loss)
 
 
 def migration(rec: Mapping[str, Any], where: str) -> tuple[str, int, int, str]:

@@ -32,6 +32,8 @@ class Restored:
     evaluations: dict[int, int] = field(default_factory=dict)
     hops: dict[str, int] = field(default_factory=dict)  # id -> how often it migrated (the highest hop seen)
     ran_on: dict[str, int] = field(default_factory=dict)  # id -> the island whose worker evaluated it
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # id -> (step, loss) of its latest attempt
+    steps: dict[int, int] = field(default_factory=dict)  # rank -> steps its journal reported (every attempt)
 
     @property
     def n_evaluations(self) -> int:
@@ -51,6 +53,8 @@ class _Seen:
     moves: dict[str, tuple[tuple[int, float, int], int]] = field(default_factory=dict)  # id -> ((hop, when), island)
     pollinated: dict[tuple[int, str], None] = field(default_factory=dict)  # (island, id), insertion-ordered
     states: dict[int, dict[str, Any]] = field(default_factory=dict)
+    attempts: dict[str, tuple[tuple[float, int], list[tuple[int, float]]]] = field(default_factory=dict)  # latest
+    steps: dict[int, int] = field(default_factory=dict)  # rank -> steps reported
 
     def later(self, table: dict[str, Any], ident: str, when: tuple) -> bool:
         return ident not in table or when >= table[ident][0]
@@ -70,10 +74,23 @@ class _Seen:
                     self.pending[ind.id] = (when, rec_.pending(joined, rank))
             elif self.later(self.ends, ind.id, when):
                 self.ends[ind.id] = (when, ind, rank)
+        elif ev == Event.REPORT:
+            ident, step, loss = rec_.point(rec, where)
+            attempt = started.get(ident)
+            if attempt is None:  # a point of no attempt in this journal: its start record was set aside
+                return
+            points = attempt.setdefault("_points", [])
+            last = points[-1][0] if points else 0
+            if step > last:
+                points.append((step, loss))
+                self.steps[rank] = self.steps.get(rank, 0) + step - last
         elif ev == Event.START:
             ident = rec_.check_start(rec, where)
             _check_fits(fits, rec["params"], where)
-            started[ident] = rec
+            rec = dict(rec)
+            started[ident] = rec  # its points are gathered in it
+            if self.later(self.attempts, ident, when):
+                self.attempts[ident] = (when, rec.setdefault("_points", []))
             if self.later(self.pending, ident, when):
                 self.pending[ident] = (when, rec_.pending(rec, rank))
         elif ev == Event.MIGRATE:
@@ -107,7 +124,9 @@ def restore(directory: StrPath, fits: Fits | None = None, problems: list[Problem
                     raise ValueError(f"{e}; {REPAIR_HINT}") from None
                 problems.append(Problem(path, lineno, str(e).removeprefix(f"{where}: ")))
     out = Restored(states=seen.states, evaluations={rank: 0 for rank, _ in files},
-                   hops={ident: key[0] for ident, (key, _) in seen.moves.items()})
+                   hops={ident: key[0] for ident, (key, _) in seen.moves.items()},
+                   curves={ident: points for ident, (_, points) in seen.attempts.items() if points},
+                   steps={rank: seen.steps.get(rank, 0) for rank, _ in files})
     by_id: dict[str, Individual] = {}
     for ident, (_, ind, rank) in seen.ends.items():
         out.ran_on[ident] = ind.island
@@ -141,6 +160,9 @@ class RankPlan:
     done: int  # evaluations this rank finished
     total_done: int  # evaluations every rank finished
     queued: Counter[int]  # how many unfinished each rank re-runs
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # finished ones that ran on the island
+    steps: int = 0  # steps this rank's journal reported
+    total_steps: int = 0  # steps every journal reported
 
 
 def plan(restored: Restored, layout: IslandLayout, rank: int) -> RankPlan:
@@ -162,4 +184,7 @@ def plan(restored: Restored, layout: IslandLayout, rank: int) -> RankPlan:
                     next_generation=max((g + 1 for g in used), default=0),
                     requeued=[rec for rec, owner in zip(restored.unfinished, owners) if owner == rank],
                     done=restored.evaluations.get(rank, 0), total_done=restored.n_evaluations,
-                    queued=Counter(owners))
+                    queued=Counter(owners),
+                    curves={i: c for i, c in restored.curves.items()
+                            if i in restored.ran_on and restored.ran_on[i] % layout.n_islands == island},
+                    steps=restored.steps.get(rank, 0), total_steps=sum(restored.steps.values()))

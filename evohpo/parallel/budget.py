@@ -20,15 +20,20 @@ ASK_LEAD = 2  # ask peers for evaluations when this few of our own are left (the
 
 
 class Budget:
-    """The evaluations this worker may finish (``limit``; None: no count limit) and how many it finished."""
+    """The evaluations this worker may finish (``limit``; None: no count limit) and how many it finished.
+
+    With a step budget the units are steps instead: an evaluation about to start holds ``reserve`` of them (the
+    most one training may report) until it ends and its steps are counted.
+    """
 
     def __init__(self, transport: Transport, peers: list[int], limit: int | None, *, done: int = 0,
-                 requeued: Sequence[Mapping[str, Any]] = (), share: bool = False) -> None:
+                 requeued: Sequence[Mapping[str, Any]] = (), share: bool = False, reserve: int = 1) -> None:
         self.transport, self.peers = transport, peers
         self.limit = limit
         self.done = done  # finished, restored ones included
         self.requeued = list(requeued)  # to run first: restored unfinished ones (journal records), then warm-start ones
         self.share = share and limit is not None
+        self.reserve = reserve
         self.retired: set[int] = set()
         self.asked: set[int] = set()  # peers whose answer to our ASK is outstanding
         self.spare: dict[int, int] = {}  # peer -> its unstarted evaluations, as last heard from it
@@ -51,12 +56,12 @@ class Budget:
         """Evaluations of the limit not started yet (``starting``: one is about to be)."""
         if self.limit is None:
             return 0
-        return max(0, self.limit - self.done - len(self.requeued) - starting)
+        return max(0, self.limit - self.done - self.reserve * (len(self.requeued) + starting))
 
     # --- sharing ------------------------------------------------------------------------------------------
     def ask_ahead(self) -> None:
         """Ask for more while the last evaluations still run, so that the answers are there when they end."""
-        if self.share and self.limit - self.done <= ASK_LEAD:  # type: ignore[operator]
+        if self.share and self.limit - self.done <= ASK_LEAD * self.reserve:  # type: ignore[operator]
             self.ask()
 
     def wait_for_more(self, wait: Callable[[Callable[[], bool]], None]) -> bool:
@@ -78,7 +83,7 @@ class Budget:
         left = self.left()
         live = [p for p in self.peers if p not in self.retired]
         richest = max(live, key=lambda p: self.spare.get(p, self._first_share), default=None)
-        if richest is not None and self.spare.get(richest, self._first_share) >= left + 2:  # it would give some
+        if richest is not None and self.spare.get(richest, self._first_share) >= left + 2 * self.reserve:
             self.asked = {richest}
         elif left == 0:
             self.asked = set(live)
@@ -155,3 +160,10 @@ def search_total(generations: int | None, max_evaluations: int | None, workers: 
     if max_evaluations is not None:
         return max_evaluations
     return generations * workers if generations is not None else None
+
+
+def step_limit(rank: int, size: int, step_budget: int, plan: RankPlan | None = None) -> int:
+    """How many steps worker ``rank`` of ``size`` may use (its restored ones included): what is left of
+    ``step_budget`` after every journal's reported steps (``plan``), split evenly."""
+    done, total_done = (plan.steps, plan.total_steps) if plan else (0, 0)
+    return done + share(step_budget - total_done, size, rank)

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..core.context import EvalContext, evaluating
 from ..core.goal import as_loss
-from ..core.individual import INTERRUPTED
+from ..core.individual import INTERRUPTED, PRUNED
+from ..core.reporting import Pruned
 from .signals import EvaluationInterrupted, StopSignals
 
 LossFn = Callable[[dict[str, Any]], float]
@@ -19,7 +20,8 @@ LossFn = Callable[[dict[str, Any]], float]
 @dataclass(frozen=True)
 class Outcome:
     """What an evaluation gave: a loss, or why not (``error``); ``status`` INTERRUPTED when a stop signal's grace
-    period ran out (else the evolver decides ok or failed); ``exception`` what the loss function raised."""
+    period ran out, PRUNED when the pruner stopped it (its loss: the last one reported), else None (the evolver
+    decides ok or failed); ``exception`` what the loss function raised."""
 
     loss: float
     error: str | None = None
@@ -31,15 +33,22 @@ def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals:
     """Call ``loss_fn(params)`` with ``ctx`` as ``evohpo.current()``; an exception or a non-finite or non-numeric
     loss is an outcome with its error text (a failed training is a result, not the end of the search)."""
     signals.evaluating = True
+    reporter = ctx.reporter
     try:
         with evaluating(ctx):
             value = loss_fn(params)
+        if reporter is not None and reporter.pruned_at is not None:  # it caught Pruned and returned anyway
+            return _pruned(reporter)
         loss = as_loss(value)
         if loss is None:
             msg = (f"TypeError: loss_fn returned {value!r} of type {type(value).__name__}: it must return a real "
                    "number (float, int or a 0-d array)")
             return Outcome(math.nan, msg, exception=TypeError(msg[len("TypeError: "):]))
         return Outcome(loss) if math.isfinite(loss) else Outcome(loss, f"loss_fn returned {loss!r}")
+    except Pruned:
+        if reporter is None or reporter.last_loss is None:  # raised by the loss function itself, before any report
+            return Outcome(math.nan, status=PRUNED)
+        return _pruned(reporter)
     except EvaluationInterrupted:
         return Outcome(math.nan, "interrupted: the grace period after a stop signal ran out", INTERRUPTED)
     except SystemExit as e:  # not an Exception: left alone, it would end this rank mid-search and hang its peers
@@ -50,3 +59,8 @@ def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals:
                        exception=e)
     finally:
         signals.evaluating = False
+
+
+def _pruned(reporter: Any) -> Outcome:
+    """A training the pruner stopped: its last reported loss."""
+    return Outcome(reporter.last_loss, status=PRUNED)

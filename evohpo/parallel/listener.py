@@ -74,11 +74,12 @@ class StopListener:
             finally:
                 self.lock.release()
 
-    def look(self) -> None:
+    def look(self, msgs: list[tuple[int, int, object]] | None = None) -> None:
         """Start the grace period when a peer's STOP arrived; pass on this rank's stop signal unless one did (its
         STOP went to every worker: when SLURM signals every rank at once, W ranks passing theirs on would send
         W x (W - 1) messages, 268 million at 16,384 ranks, where the first to look is enough)."""
-        peer_stopped = any(tag == Tag.STOP for _, tag, _ in self.transport.hold())
+        msgs = self.transport.hold() if msgs is None else msgs  # (a report's look passes what it took in)
+        peer_stopped = any(tag == Tag.STOP for _, tag, _ in msgs)
         if self.signals.reason:  # once: later calls find the stop requested already
             self.request_stop(self.signals.reason, not peer_stopped)
         if peer_stopped:

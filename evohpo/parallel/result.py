@@ -38,6 +38,8 @@ class SearchResult(GoalView):
     active: set[str] = field(default_factory=set, repr=False)
     messages: dict[str, int] = field(default_factory=dict, repr=False)  # this worker's sent/received/pending
     goal: Goal = field(default_factory=Goal)
+    n_pruned: int = 0  # trainings the pruner stopped (counted in n_evaluations)
+    n_steps: int = 0  # steps reported with evohpo.report in this run, all workers
 
     @property
     def params(self) -> dict[str, Any] | None:
@@ -61,6 +63,8 @@ class Tally:
     run: int = 0  # evaluations finished by this process (restored ones not counted)
     failed: int = 0
     interrupted: int = 0
+    pruned: int = 0
+    steps: int = 0  # the highest step of each evaluation that reported, summed
 
 
 def gather(transport: Transport, layout: IslandLayout, island: int, population: Population, tally: Tally,
@@ -69,12 +73,13 @@ def gather(transport: Transport, layout: IslandLayout, island: int, population: 
     """Every island's best to every worker (a collective: every worker calls it after its loop ended). A reduction,
     so that what each worker receives is the ``top_n`` and one per island, however many workers there are."""
     best = heapq.nsmallest(top_n, (i for i in population if i.ok), key=_order)
-    mine = Summary(best, {island: best[0]} if best else {}, tally.run, tally.failed, tally.interrupted)
+    mine = Summary(best, {island: best[0]} if best else {}, tally.run, tally.failed, tally.interrupted, tally.pruned,
+                   tally.steps)
     total = transport.allreduce(mine, functools.partial(Summary.merge, top_n=top_n))
     islands = [total.islands.get(i) for i in range(layout.n_islands)]
     return SearchResult(best=total.top[0] if total.top else None, top=total.top, islands=islands,
                         n_evaluations=total.done, n_failed=total.failed, n_interrupted=total.interrupted,
-                        elapsed=clock.now() - started,
+                        elapsed=clock.now() - started, n_pruned=total.pruned, n_steps=total.steps,
                         reason=reason, checkpoint=checkpoint, resumed=resumed, archive=list(population),
                         active={i.id for i in population if population.is_active(i.id)},
                         messages={"sent": int(transport.sent.sum()), "received": int(transport.received.sum()),
@@ -94,6 +99,8 @@ class Summary:
     done: int
     failed: int
     interrupted: int
+    pruned: int = 0
+    steps: int = 0
 
     @staticmethod
     def merge(a: Summary, b: Summary, top_n: int) -> Summary:
@@ -103,4 +110,5 @@ class Summary:
         for k, ind in b.islands.items():
             if k not in islands or _order(ind) < _order(islands[k]):
                 islands[k] = ind
-        return Summary(top, islands, a.done + b.done, a.failed + b.failed, a.interrupted + b.interrupted)
+        return Summary(top, islands, a.done + b.done, a.failed + b.failed, a.interrupted + b.interrupted,
+                       a.pruned + b.pruned, a.steps + b.steps)

@@ -35,6 +35,7 @@ class Tag(enum.IntEnum):
     GIFT = 77  # evaluations handed over in answer to ASK (possibly none)
     RETIRED = 78  # the sender starts no more evaluations and answers no more ASKs
     NOTICE = 79  # digests of configurations started on another island (for the receiver to pass on to its peers)
+    RUNG = 80  # a training of the sender's island reached a rung: (id, rung step, loss), for the pruner
 
 
 class Transport(ABC):

@@ -8,6 +8,7 @@ Everything else a worker does is a collaborator with its own tests: the budget a
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -16,7 +17,7 @@ from ..core import clock
 from ..core.context import EvalContext
 from ..core.evolver import Evolver, SpaceExhausted
 from ..core.goal import Goal
-from ..core.individual import FAILED, INTERRUPTED, Individual
+from ..core.individual import FAILED, INTERRUPTED, PRUNED, Individual
 from ..core.migration import IslandLayout, MigrationPolicy
 from ..journal import records
 from ..journal.writer import Journal, NullJournal
@@ -28,6 +29,7 @@ from .gcfreeze import SurvivorFreezer
 from .islands import IslandExchange
 from .listener import StopListener
 from .progress import ProgressReport
+from .reports import Reports, steps_used
 from .result import SearchResult, Tally, gather
 from .signals import StopSignals
 from .transport import Tag, Transport
@@ -52,6 +54,8 @@ class Worker:
         failures: when failed evaluations stop the search (default: never).
         goal: what the search optimizes, for what users see (callbacks, progress, result); ``loss_fn``
             returns the signed loss already.
+        reports: per-step reports and pruning (``parallel.reports``; None: ``evohpo.report`` is an error).
+        step_budget: the budget counts steps (``reports.steps_used``) instead of evaluations.
     """
 
     def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
@@ -62,7 +66,8 @@ class Worker:
                  requeued: Sequence[Mapping[str, Any]] = (), checkpoint: str | None = None, resumed: int = 0,
                  signals: StopSignals | None = None, share_budget: bool = False,
                  state_interval: float = 10.0, goal: Goal | None = None,
-                 failures: FailureWatch | None = None) -> None:
+                 failures: FailureWatch | None = None, reports: Reports | None = None,
+                 step_budget: bool = False) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error={on_error!r} must be one of {ON_ERROR}")
         self.loss_fn, self.evolver, self.transport, self.layout = loss_fn, evolver, transport, layout
@@ -73,7 +78,13 @@ class Worker:
         self.exchange = IslandExchange(transport, layout, policy, evolver.population, self.journal)
         self.rank, self.island, self.peers = transport.rank, self.exchange.island, self.exchange.peers
         self.island_rank = layout.workers(self.island).index(self.rank)
-        self.budget = Budget(transport, self.peers, budget, done=done, requeued=requeued, share=share_budget)
+        self.reports = reports
+        if reports is not None:
+            reports.attach(transport, self.peers, self.journal)
+        self.step_budget = step_budget
+        reserve = (reports.max_steps or 1) if step_budget and reports is not None else 1
+        self.budget = Budget(transport, self.peers, budget, done=done, requeued=requeued, share=share_budget,
+                             reserve=reserve)
         self.progress = ProgressReport(transport, evolver.population, progress_interval, total_budget, time_limit,
                                        self.goal, resumed=resumed)
         self.signals = signals or StopSignals(None)
@@ -85,6 +96,8 @@ class Worker:
         self._freezer = SurvivorFreezer()
         threads_ok = transport.size > 1 and transport.threads_ok
         self._listener = StopListener(transport, self.signals, self.request_stop) if threads_ok else None
+        if reports is not None and self._listener is not None:  # a report uses the transport while the loss runs
+            reports.lock, reports.look = self._listener.lock, self._listener.look
         self._handlers: dict[int, Callable[[int, Any], None]] = {
             Tag.RESULT: self._on_peer_result,
             Tag.MIGRANT: lambda src, payload: self.exchange.on_migrants(payload),
@@ -95,6 +108,7 @@ class Worker:
             Tag.GIFT: lambda src, payload: self.budget.on_gift(src, *payload),
             Tag.RETIRED: lambda src, payload: self.budget.on_retired(src),
             Tag.NOTICE: lambda src, payload: self.exchange.on_notice(payload),
+            Tag.RUNG: reports.on_rung if reports is not None else lambda src, payload: None,
         }
 
     @property
@@ -174,7 +188,10 @@ class Worker:
         ind_id, gen = self.evolver.pending_id(params)
         start = clock.now()
         self.journal.write(records.start(ind_id, params, self.island, gen, start))
-        ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint)
+        reporter = self.reports.begin(ind_id) if self.reports is not None else None
+        leader = self.evolver.population.best()
+        ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint, reporter,
+                          leader.loss if leader is not None else math.inf)
         with self._listener.evaluating() if self._listener is not None else nullcontext():
             out = evaluate(self.loss_fn, params, ctx, self.signals)
         if out.exception is not None and self.on_error == "raise":
@@ -183,7 +200,8 @@ class Worker:
             if self.transport.size > 1:
                 self.transport.abort(1)
             raise out.exception
-        ind = self.evolver.tell(params, out.loss, error=out.error, status=out.status, start=start, end=clock.now())
+        ind = self.evolver.tell(params, out.loss, error=out.error, status=out.status, start=start, end=clock.now(),
+                                step=reporter.last_step if reporter is not None else None)
         if out.error and out.status is None:
             log.warning("evaluation %s failed (params %s): %s", ind_id, params, out.error.splitlines()[-1])
         return ind
@@ -194,9 +212,11 @@ class Worker:
         if ind.status == INTERRUPTED:
             self.tally.interrupted += 1
             return None
-        self.budget.done += 1
+        self.budget.done += steps_used(ind, self.reports.max_steps) if self.step_budget and self.reports else 1
         self.tally.run += 1
         self.tally.failed += ind.status == FAILED
+        self.tally.pruned += ind.status == PRUNED
+        self.tally.steps += ind.step or 0
         self._write_state()
         self._heard(ind)
         return ind
