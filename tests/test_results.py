@@ -103,8 +103,9 @@ def test_dataframe_columns_and_rows(run):
     directory, result, raised = run
     df = load(directory).to_dataframe()
     params = [PARAM_PREFIX + n for n in SPACE]
-    assert list(df.columns) == ["id", "island", "lives_on", "rank", "generation", "status", "loss", "start", "end",
-                                "duration", "error", *params]
+    assert list(df.columns) == ["id", "island", "lives_on", "rank", "generation", "status", "loss", "step", "start",
+                                "end", "duration", "error", *params]
+    assert df["step"].isna().all()  # the loss function reported no steps
     assert len(df) == GENERATIONS and df["id"].is_unique
     assert (df["status"] == "failed").sum() == len(raised)
     assert df.loc[df["status"] == "failed", "loss"].isna().all()

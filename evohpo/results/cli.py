@@ -1,4 +1,5 @@
-"""Command line: ``python -m evohpo summary|plot|csv|watch|repair DIR`` (also installed as ``evohpo``).
+"""Command line: ``python -m evohpo summary|plot|csv|watch|repair DIR`` (also installed as ``evohpo``); ``csv --curves``
+writes the learning curves (``Results.curves_frame``).
 
 Exit codes: 0 success, 1 an output file could not be written, 2 bad arguments or an unreadable checkpoint
 directory (missing, without journals, an unreadable meta.json, or in use by a search, for ``repair``), with a
@@ -31,14 +32,18 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print the best configurations and the evaluation counts")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("--top", "-n", type=int, default=10, metavar="N", help="how many of the best (default 10)")
-    s = sub.add_parser("plot", help="draw progress and the value against each hyperparameter into an image")
+    s = sub.add_parser("plot", help="draw progress, the learning curves (when the trainings reported) and the value "
+                                    "against each hyperparameter into an image")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("-o", "--output", default="progress.png", metavar="FILE",
                    help="image file; the suffix picks the format (default progress.png)")
     s.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
-    s = sub.add_parser("csv", help="write one row per finished evaluation as CSV")
+    s = sub.add_parser("csv", help="write one row per finished evaluation (or, with --curves, per reported point) "
+                                   "as CSV")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("-o", "--output", default="-", metavar="FILE", help="CSV file (default: standard output)")
+    s.add_argument("--curves", action="store_true", help="write the learning curves instead: one row per point "
+                   "that a training reported (id, island, status, step, value, metric.NAME ...)")
     s = sub.add_parser("watch", help="follow a running search: evaluations, rate and best value, live")
     s.add_argument("directory", metavar="DIR", help="checkpoint directory of the search")
     s.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between reads (default 2)")
@@ -89,12 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.plot(args.output, dpi=args.dpi)
             print(f"wrote {args.output} ({results.counts['evaluations']} evaluations)", file=sys.stderr)
         elif args.command == "csv":
+            df = results.curves_frame() if args.curves else results.to_dataframe()
             if args.output == "-":
-                results.to_csv(sys.stdout)
+                df.to_csv(sys.stdout, index=False)
                 sys.stdout.flush()  # a closed pipe shows here, not at exit
             else:
-                results.to_csv(args.output)
-                print(f"wrote {args.output} ({results.counts['evaluations']} rows)", file=sys.stderr)
+                df.to_csv(args.output, index=False)
+                print(f"wrote {args.output} ({len(df)} rows)", file=sys.stderr)
     except BrokenPipeError as e:
         if args.command == "summary" or getattr(args, "output", None) == "-":
             return _stdout_closed()
@@ -155,7 +161,8 @@ def _watch(args: argparse.Namespace) -> int:
                 c = results.counts
                 best = results.best(1)
                 shown = {f"best {results.metric}": f"{results.value(best[0]):.4g}" if best else "-",
-                         "failed": c["failed"], "in_flight": c["in_flight"]}
+                         "failed": c["failed"], **({"pruned": c["pruned"]} if c["pruned"] else {}),
+                         "in_flight": c["in_flight"]}
                 if results.ended:
                     if bar is not None:
                         bar.update(c["evaluations"] - bar.n)

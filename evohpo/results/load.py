@@ -7,6 +7,9 @@ Islands: ``Individual.island`` and ``islands()`` follow ``journal.restore``: the
 lives on now, after migrations (the population view). The table's ``island`` column and ``progress()``
 use the island that ran the evaluation (the search view); ``lives_on`` in the table is the former.
 
+Learning curves (``curves()``): what each training reported with ``evohpo.report``, read in the same pass over the
+records; only the latest attempt of an evaluation re-run after a crash or a resume keeps its curve.
+
 pandas and matplotlib are imported inside the functions that need them, so ``import evohpo`` stays light.
 """
 
@@ -30,13 +33,14 @@ from ..journal.records import Event
 from ..journal.restore import Restored
 from . import plots, tables
 from .curves import Curve, curves
+from .learning import CurveReader, LearningCurve
 from .tables import COLUMNS, PARAM_PREFIX
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["COLUMNS", "PARAM_PREFIX", "NoJournals", "Results", "load"]
+__all__ = ["COLUMNS", "PARAM_PREFIX", "LearningCurve", "NoJournals", "Results", "load"]
 _RETRIES = 20
 
 
@@ -67,20 +71,22 @@ def _torn_count(caught: list[warnings.WarningMessage]) -> int:
 
 def _read(directory: Path, meta: dict[str, Any] | None,
           problems: list[Problem]) -> tuple[Restored, dict[str, Any], int]:
-    """restore() plus what it leaves out: where each rank's run stands and the time span; damaged records are
-    left out and added to ``problems``."""
+    """restore() plus what it leaves out: where each rank's run stands, the time span and the learning curves;
+    damaged records are left out and added to ``problems``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornRecordWarning)
         restored, found = examine(directory, meta)
         problems += found
         torn = _torn_count(caught)
         caught.clear()
-        tracker = RunTracker()
+        tracker, reader = RunTracker(), CurveReader()
         first, last = math.inf, -math.inf
         for rank, path in journal_files(directory):
             tracker.begin(rank)
+            reader.begin()
             for _, rec in scan(path, problems=[]):  # the damaged lines are in ``problems`` already
                 tracker.see(rank, rec)
+                reader.see(rec)
                 t = _number(rec.get("t"))
                 if t is not None:
                     first, last = min(first, t), max(last, t)
@@ -92,7 +98,8 @@ def _read(directory: Path, meta: dict[str, Any] | None,
             if not issubclass(w.category, TornRecordWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     state = tracker.state(latest_ranks(directory))
-    return restored, {"state": state, "ranks": sorted(tracker.reasons), "first": first, "last": last}, torn
+    return restored, {"state": state, "ranks": sorted(tracker.reasons), "first": first, "last": last,
+                      "curves": reader}, torn
 
 
 def load(directory: StrPath) -> Results:
@@ -152,6 +159,8 @@ class Results(GoalView):
             "interrupted": pending["end"],  # stopped by a signal; a resumed search runs them again
         }
         self._ok = sorted((i for i in self.individuals if i.ok), key=lambda i: (i.loss, i.id))
+        self._reader: CurveReader | None = extra.get("curves") or CurveReader()  # dropped once read
+        self._curves: dict[str, LearningCurve] | None = None
 
     # --- what was found ----------------------------------------------------------------------------------
     def best(self, n: int = 10) -> list[Individual]:
@@ -219,14 +228,37 @@ class Results(GoalView):
     def __repr__(self) -> str:
         c = self.counts
         best = f", best {self.metric} {self.value(self._ok[0]):.6g}" if self._ok else ""
+        pruned = f"{c['pruned']} pruned, " if c["pruned"] else ""
         return (f"Results({str(self.directory)!r}: {c['evaluations']} evaluations, {c['ok']} ok, "
-                f"{c['failed']} failed, {c['in_flight']} in flight{best})")
+                f"{c['failed']} failed, {pruned}{c['in_flight']} in flight{best})")
 
     # --- progress ----------------------------------------------------------------------------------------
     def progress(self) -> dict[int | str, Curve]:
         """Best-so-far loss against evaluation count and against time: "all" and each island that ran some
         (signed losses: ``goal.value`` turns them into values)."""
         return curves(self.individuals, self.ran_on, self.start_time)
+
+    # --- learning curves ---------------------------------------------------------------------------------
+    def curves(self) -> dict[str, LearningCurve]:
+        """The learning curve of every evaluation that reported (``evohpo.report``), by id, in the order the
+        evaluations started: steps, values (the metric as the loss function reported it), extra metrics, status
+        ("running" for one without an end yet) and params. An evaluation re-run after a crash or a resume
+        keeps only the curve of its latest run; one that never reported has none (``{}`` for a search without
+        reports)."""
+        if self._curves is None:
+            assert self._reader is not None
+            known = {i.id for i in self.individuals} | {str(u.get("id")) for u in self.unfinished}
+            self._curves, self._reader = self._reader.curves(self.goal, known), None
+        return dict(self._curves)
+
+    def curves_frame(self) -> pd.DataFrame:
+        """``curves()`` as one long table, one row per reported point: id, island (ran on), status, step, value,
+        then one ``metric.<name>`` column per extra metric (NaN where a point lacked it)."""
+        from .learning import frame
+
+        df = frame(self.curves())
+        df.attrs["metric"] = self.metric
+        return df
 
     # --- tables ------------------------------------------------------------------------------------------
     def param_names(self) -> list[str]:
@@ -237,7 +269,8 @@ class Results(GoalView):
         return names
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per finished evaluation, by end time (columns: ``tables.to_dataframe``)."""
+        """One row per finished evaluation (ok, failed or pruned), by end time: status, loss and the metric's value
+        (a pruned one's last reported value), the step reached, times, error, parameters (``tables.to_dataframe``)."""
         return tables.to_dataframe(self)
 
     def to_csv(self, path: StrPath | Any) -> None:

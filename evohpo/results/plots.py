@@ -1,5 +1,6 @@
-"""Results as a figure: best value against evaluations and time per island, value against each parameter (the
-value: the metric as the objective returned it, so better is up when maximizing).
+"""Results as a figure: best value against evaluations and time per island, the learning curves when the trainings
+reported, value against each parameter (the value: the metric as the objective returned it, so better is up when
+maximizing).
 
 matplotlib is imported inside ``plot``; no pyplot (no GUI backend, no global state).
 """
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.individual import Individual
+from ..core.individual import FAILED, INTERRUPTED, OK, PRUNED, Individual
 from ..core.space import Choice
 from ..journal.files import StrPath
+from .learning import RUNNING
 from .tables import _duration
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +31,16 @@ if TYPE_CHECKING:  # pragma: no cover
 # quarter of that span again, capped at the worst value: outliers beyond are drawn at the edge, not squashing the rest.
 _QUANTILE, _HEADROOM, _MARGIN = 0.9, 0.25, 0.04
 _ISLAND_LEGEND = 10  # islands named one by one in the legend up to this many (as many as tab10 has colours)
+# How each status's learning curves are drawn: ok ones solid in their island's colour, pruned ones faint, the rest
+# dashed or dotted; alpha falls with the number of curves (down to the floor) so that thousands stay readable.
+_CURVE_STYLE: dict[str, dict[str, Any]] = {
+    OK: {"lw": 1.1, "alpha": (0.85, 0.35), "zorder": 3},
+    PRUNED: {"lw": 0.6, "alpha": (0.3, 0.1), "zorder": 2, "color": "0.35"},
+    FAILED: {"lw": 0.8, "alpha": (0.7, 0.2), "zorder": 2, "color": "red", "linestyle": "--"},
+    "other": {"lw": 0.9, "alpha": (0.8, 0.3), "zorder": 2, "color": "black", "linestyle": ":"},
+}
+_PRUNED_COLOUR = "0.35"
+_STATUS_ORDER = [OK, PRUNED, FAILED, INTERRUPTED, RUNNING]
 
 
 @dataclass(frozen=True)
@@ -86,10 +99,14 @@ def island_colour(island: int) -> Any:
 
 
 def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figure:
-    """One figure: best value against evaluations and against time per island, value against each parameter.
+    """One figure: best value against evaluations and against time per island, the learning curves (when the
+    trainings reported with ``evohpo.report``), value against each parameter.
 
-    Log-scale Float/Int parameters get a log x-axis, Choice parameters a categorical one; failed
-    evaluations are marked with a red x at the top edge. The value axes leave out outliers (``value_axis``:
+    The learning-curve panel draws every training's value against its steps: ok ones solid in their island's
+    colour, pruned ones thin and faint, failed ones dashed red, running or interrupted ones dotted, the best ok
+    one thick gold. Log-scale Float/Int parameters get a log x-axis, Choice parameters a categorical one;
+    failed evaluations are marked with a red x at the top edge, pruned ones drawn faint grey at their last
+    value. The value axes leave out outliers (``value_axis``:
     the points beyond are drawn at the edge, as triangles, and the legend says so). One legend, above the
     axes, names the islands' colours and the markers. Saved to ``path`` when given (no pyplot, so no GUI
     backend and no global state is touched).
@@ -98,7 +115,9 @@ def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figur
     from matplotlib.lines import Line2D
 
     names = results.param_names()
-    n_plots = 2 + len(names)
+    curves = results.curves()
+    first_param = 3 if curves else 2
+    n_plots = first_param + len(names)
     cols = min(3, n_plots)
     rows = math.ceil(n_plots / cols)
     width, height = 5.0 * cols, 3.8 * rows + 0.4
@@ -135,19 +154,32 @@ def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figur
                       f"{results.value(results.ranked[0]):.4g}"
                       if results.ranked else "no ok evaluation yet")
     axes[1].set_title(f"elapsed {_duration(results.elapsed)}")
-    failed = [i for i in results.individuals if not i.ok]
+    failed = [i for i in results.individuals if not i.ok and i.status != PRUNED]
+    pruned = [i for i in results.individuals if i.status == PRUNED]
     best_id = results.ranked[0].id if results.ranked else None
-    for ax, name in zip(axes[2:], names):
-        _plot_param(results, ax, name, failed, best_id, scale)
-    if names and results.ranked:
+    if curves:
+        _plot_curves(results, axes[2], curves, best_id)
+    for ax, name in zip(axes[first_param:], names):
+        _plot_param(results, ax, name, failed, pruned, best_id, scale)
+    if (names or best_id in curves) and results.ranked:
         handles.append(Line2D([], [], marker="*", markersize=11, color="gold", markeredgecolor="black",
-                              linestyle="", label="best"))
+                              linestyle="-" if best_id in curves else "", lw=2.4, label="best"))
+    n_pruned = len(pruned) or sum(c.status == PRUNED for c in curves.values())
+    if n_pruned and (names or curves):
+        handles.append(Line2D([], [], color=_PRUNED_COLOUR, alpha=0.6, lw=0.8, marker="o" if names else "",
+                              markersize=3, linestyle="-" if curves else "", label=f"pruned ({n_pruned})"))
+    running = sum(c.status not in (OK, PRUNED, FAILED) for c in curves.values())
+    if running:
+        handles.append(Line2D([], [], color="black", lw=0.9, linestyle=":",
+                              label=f"running or interrupted ({running})"))
     if scale.beyond:  # the note that the value axes leave some out
         handles.append(Line2D([], [], marker="v" if goal.maximize else "^", color="0.4", linestyle="",
                               label=f"{scale.beyond} {'below' if goal.maximize else 'above'} {scale.edge:.3g}: "
                                     "off the value axes" + (", drawn at the edge" if names else "")))
-    if names and failed:
-        handles.append(Line2D([], [], marker="x", color="red", linestyle="", label=f"failed ({len(failed)})"))
+    failed_curves = any(c.status == FAILED for c in curves.values())
+    if (names or failed_curves) and failed:
+        handles.append(Line2D([], [], marker="x" if names else "", color="red", linestyle="--" if failed_curves else "",
+                              lw=0.8, label=f"failed ({len(failed)})"))
     if handles:
         _legend(fig, handles, height)
     if path is not None:
@@ -178,14 +210,69 @@ def _legend(fig: Figure, handles: list[Any], height: float) -> None:
         fig.legend(handles=handles, loc="upper center", ncols=ncols, fontsize="small", frameon=False)
 
 
-def _plot_param(results: Results, ax: Any, name: str, failed: list[Individual], best_id: str | None,
-                scale: ValueAxis) -> None:
+def _alpha(style: dict[str, Any], n: int) -> float:
+    """The alpha of ``n`` curves drawn in ``style``: its first value for a few, falling to its floor for many."""
+    high, low = style["alpha"]
+    return max(low, min(high, high * 20 / max(n, 1)))
+
+
+def _plot_curves(results: Results, ax: Any, curves: dict[str, Any], best_id: str | None) -> None:
+    """Value against step for every training: one LineCollection per status (fast for thousands of curves)."""
+    from matplotlib import patheffects
+    from matplotlib.collections import LineCollection
+
+    goal = results.goal
+    groups: dict[str, list[Any]] = {}
+    for c in curves.values():
+        groups.setdefault(c.status if c.status in (OK, PRUNED, FAILED) else "other", []).append(c)
+    for status in (PRUNED, "other", FAILED, OK):  # the faint ones first, under the others
+        group = groups.get(status)
+        if not group:
+            continue
+        style = dict(_CURVE_STYLE[status])
+        style["alpha"] = _alpha(style, len(group))
+        if status == OK:
+            colour = {island: island_colour(island) for island in {c.island for c in group}}
+            style["colors"] = [colour[c.island] for c in group]
+        else:
+            style["colors"] = style.pop("color")
+        lines = LineCollection([np.column_stack((c.steps, c.values)) for c in group], label=f"_{status}", **style)
+        lines.set_gid(f"curves-{status}")
+        ax.add_collection(lines)
+    cut = groups.get(PRUNED)
+    if cut:  # where each was stopped: the rungs of the pruner show as columns of dots
+        ax.scatter([c.steps[-1] for c in cut], [c.values[-1] for c in cut], s=7, color=_PRUNED_COLOUR,
+                   alpha=max(0.15, min(0.6, 0.6 * 30 / len(cut))), linewidths=0, zorder=3.5, gid="curves-pruned-end")
+    points = [c.values for c in curves.values()]
+    top = curves.get(best_id) if best_id is not None else None
+    if top is not None:
+        effects = [patheffects.withStroke(linewidth=3.8, foreground="black")]
+        ax.plot(top.steps, top.values, color="gold", lw=2.4, zorder=5, path_effects=effects, gid="curves-best")
+        ax.plot(top.steps[-1:], top.values[-1:], marker="*", markersize=11, color="gold", markeredgecolor="black",
+                linestyle="", zorder=6)
+    ax.autoscale_view()
+    steps = np.concatenate([c.steps for c in curves.values()])
+    if steps.min() >= 1 and steps.max() / steps.min() > 100:
+        ax.set_xscale("log")
+    _scale(ax, value_axis(np.concatenate(points), goal.maximize))
+    counts = Counter(c.status for c in curves.values())
+    shown = ", ".join(f"{counts[s]} {s}" for s in sorted(counts, key=_STATUS_ORDER.index))
+    ax.set_title(f"learning curves ({shown})")
+    ax.set_xlabel("step")
+    ax.set_ylabel(_label(goal.metric + (f" ({goal.better})" if goal.maximize else "")))
+    ax.grid(True, alpha=0.3)
+
+
+def _plot_param(results: Results, ax: Any, name: str, failed: list[Individual], pruned: list[Individual],
+                best_id: str | None, scale: ValueAxis) -> None:
     param = results.space[name] if results.space is not None and name in results.space else None
     ok = [i for i in results.ranked if name in i.params]
     bad = [i for i in failed if name in i.params]
+    cut = [i for i in pruned if name in i.params and math.isfinite(i.loss)]
     rng = np.random.default_rng(0)
-    if isinstance(param, Choice) or (param is None and any(isinstance(i.params[name], str) for i in ok + bad)):
-        values = list(param.values) if param is not None else sorted({i.params[name] for i in ok + bad}, key=str)
+    if isinstance(param, Choice) or (param is None and any(isinstance(i.params[name], str) for i in ok + bad + cut)):
+        values = list(param.values) if param is not None else sorted({i.params[name] for i in ok + bad + cut},
+                                                                     key=str)
         pos = {v: k for k, v in enumerate(values)}
 
         def xs(inds: list[Individual]) -> np.ndarray:
@@ -224,6 +311,12 @@ def _plot_param(results: Results, ax: Any, name: str, failed: list[Individual], 
         ax.scatter(xs(bad), np.full(len(bad), 0.97), s=18, marker="x", color="red",
                    transform=ax.get_xaxis_transform())
     _scale(ax, scale)
+    if cut:  # at their last reported value, faint, under the others; the axes stay those of the ok values
+        limits = ax.get_ylim() if ok else None
+        values = np.asarray(results.goal.value(np.array([i.loss for i in cut], dtype=float)))
+        ax.scatter(xs(cut), values, s=8, alpha=0.3, color=_PRUNED_COLOUR, linewidths=0, zorder=1)
+        if limits is not None:
+            ax.set_ylim(*limits)
     ax.set_xlabel(name)
     ax.set_ylabel(_label(results.metric))
     ax.grid(True, alpha=0.3)

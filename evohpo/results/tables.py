@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.goal import Goal
 from ..core.individual import FAILED, Individual
+from .learning import step_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -15,8 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .load import Results
 
 PARAM_PREFIX = "param."
-COLUMNS = ("id", "island", "lives_on", "rank", "generation", "status", "loss", "start", "end", "duration",
-           "error")
+COLUMNS = ("id", "island", "lives_on", "rank", "generation", "status", "loss", "step", "start", "end",
+           "duration", "error")
 
 
 def check_metric(metric: str) -> None:
@@ -29,11 +30,14 @@ def check_metric(metric: str) -> None:
 def to_dataframe(results: Results) -> pd.DataFrame:
     """One row per finished evaluation, by end time.
 
-    Columns: id, island (ran on), lives_on (island now, after migrations), rank, generation, status,
-    loss (NaN unless ok), then the metric's column when its name is not "loss" (the value as the objective
-    returned it: loss is minus it when maximizing), start and end (Unix seconds), duration (s), error (None
-    unless failed), then one ``param.<name>`` column per hyperparameter (prefixed so that a parameter called
-    e.g. "rank" cannot collide with a fixed column). With the metric "loss", the loss column holds the value.
+    Columns: id, island (ran on), lives_on (island now, after migrations), rank, generation, status (ok,
+    failed or pruned), loss (NaN when failed; a pruned training's is its last reported value), then the metric's
+    column when its name is not "loss" (the value as the objective returned it: loss is minus it when
+    maximizing), step (the highest step it reported with ``evohpo.report``; empty when it reported none), start
+    and end (Unix seconds), duration (s), error (None unless failed), then one ``param.<name>`` column per
+    hyperparameter (prefixed so that a parameter called e.g. "rank" cannot collide with a fixed column). With
+    the metric "loss", the loss column holds the value. A pruned row's value is not a final one: ``best`` and
+    the summary's tables rank ok trainings only.
     """
     import pandas as pd
 
@@ -46,13 +50,17 @@ def to_dataframe(results: Results) -> pd.DataFrame:
     for ind in results.individuals:
         row: dict[str, Any] = {
             "id": ind.id, "island": results.ran_on(ind), "lives_on": ind.island, "rank": ind.rank,
-            "generation": ind.generation, "status": ind.status, "loss": ind.loss if ind.ok else math.nan,
+            "generation": ind.generation, "status": ind.status, "step": ind.step,
             "start": ind.start, "end": ind.end, "duration": ind.end - ind.start, "error": ind.error}
-        row[goal.metric] = goal.value(ind)  # the loss column itself for the metric "loss"
+        loss = ind.loss if ind.breeds else math.nan  # ok, or pruned with its last reported value
+        row["loss"] = loss
+        row[goal.metric] = goal.value(loss)  # the loss column itself for the metric "loss"
         for n in names:
             row[PARAM_PREFIX + n] = ind.params.get(n)
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*columns, *(PARAM_PREFIX + n for n in names)])
+    df = pd.DataFrame(rows, columns=[*columns, *(PARAM_PREFIX + n for n in names)])
+    df["step"] = df["step"].astype("Int64")  # an int, or empty (<NA>) when it reported none
+    return df
 
 
 
@@ -68,6 +76,7 @@ def summary(results: Results, top: int = 10) -> str:
     lines.append(f"  status: {_status(results)}; elapsed {_duration(results.elapsed)}")
     lines.append(f"  evaluations: {c['evaluations']} finished ({c['ok']} ok, {c['failed']} failed, "
                  f"{c['pruned']} pruned), {c['in_flight']} in flight, {c['interrupted']} interrupted")
+    lines += _steps(results)
     if results.torn:
         lines.append(f"  note: skipped the torn last line of {results.torn} journal(s) (still being written, "
                      "or cut short by a crash)")
@@ -94,6 +103,30 @@ def summary(results: Results, top: int = 10) -> str:
         lines += _table(list(by_island.values()), results.param_names(), first="island",
                         numbers=list(by_island), island=False, goal=results.goal)
     return "\n".join(lines)
+
+
+def _steps(results: Results) -> list[str]:
+    """The steps the trainings reported (``evohpo.report``): in all and per training, what pruning saved, and how
+    many trainings reached each step; nothing for a search without reports."""
+    curves = results.curves()
+    steps = []
+    for ind in results.individuals:
+        step = ind.step if ind.step is not None else (curves[ind.id].last_step if ind.id in curves else None)
+        if step is not None:
+            steps.append(step)
+    if not steps:
+        return [f"  steps: {sum(c.last_step for c in curves.values()):,} so far, by {len(curves):,} unfinished "
+                "training(s)"] if curves else []
+    n, total, full = len(steps), sum(steps), max(steps)
+    stated = (results.meta or {}).get("max_steps")  # the search's max_steps, when meta.json records it
+    if isinstance(stated, int) and not isinstance(stated, bool) and stated > full:
+        full = stated
+    lines = [f"  steps: {total:,} in all, {total / n:.1f} per training ({n:,} trainings reported)"]
+    if results.counts["pruned"]:
+        lines.append(f"  pruning saved {1 - total / (n * full):.0%} of the steps ({n * full:,} if every training had "
+                     f"run to step {full:,})")
+    lines.append("  trainings that reached step " + ", ".join(f"{s:,}: {k:,}" for s, k in step_counts(steps)))
+    return lines
 
 
 def _status(results: Results) -> str:
