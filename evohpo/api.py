@@ -15,11 +15,11 @@ from .core.goal import Goal
 from .core.individual import Individual
 from .core.migration import IslandLayout, MigrationPolicy, make_topology
 from .core.propagators import BreedFn, Propagator
-from .core.pruners import Pruner, make_pruner
+from .core.pruners import Pruner, describe, make_pruner
 from .core.space import Space
 from .core.strategies import DEFAULT, ends_by_itself, make_propagator
 from .journal.directory import search_meta
-from .parallel.budget import search_total, step_limit, worker_limit
+from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
 from .parallel.failures import FailureWatch
@@ -107,10 +107,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     space = Space(space)
     _check(loss_fn, generations, max_evaluations, time_limit, pop_size, top_n)
     _check_steps(max_steps, step_budget, generations, max_evaluations)
+    _check_numbers(grace_period, progress_interval, fsync_interval, seed, checkpoint)
     pruning = make_pruner(pruner, max_steps)
-    _check_numbers(grace_period, progress_interval, fsync_interval, seed)
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise ValueError(f"checkpoint={checkpoint!r} must be a directory path (str or os.PathLike) or None")
     failures = FailureWatch(max_failures, max_failure_rate)
     goal = Goal.of(loss_fn, direction, metric)
     check_metric(goal.metric)
@@ -130,18 +128,16 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
         directory = plan = None
         if checkpoint is not None:
-            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint)
+            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint,
+                               describe(pruning), max_steps)
             directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
             if plan is not None:
                 apply_plan(plan, evolver, policy, seed)
         first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
                         search_total(generations, max_evaluations, size))
-        board = board_from_curves(pruning.rungs(max_steps), plan.curves) if plan else None
-        reports = Reports(pruning, max_steps, goal, board)
-        if step_budget is not None:
-            limit, done = step_limit(rank, size, step_budget, plan), plan.steps if plan else 0
-        else:
-            limit, done = worker_limit(rank, size, generations, max_evaluations, plan), plan.done if plan else 0
+        reports = Reports(pruning, max_steps, goal, board_from_curves(pruning.rungs(max_steps), plan.curves)
+                          if plan else None)
+        limit, done = worker_limit(rank, size, generations, max_evaluations, plan, step_budget)
         try:
             worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
                             budget=limit, share_budget=generations is None, done=done,
@@ -221,8 +217,11 @@ def _check_steps(max_steps: Any, step_budget: Any, generations: Any, max_evaluat
                          f"generations={generations!r} or max_evaluations={max_evaluations!r}")
 
 
-def _check_numbers(grace_period: Any, progress_interval: Any, fsync_interval: Any, seed: Any) -> None:
-    """ValueError naming the argument and its value for the timing arguments and the seed."""
+def _check_numbers(grace_period: Any, progress_interval: Any, fsync_interval: Any, seed: Any,
+                   checkpoint: Any = None) -> None:
+    """ValueError naming the argument and its value for the timing arguments, the seed and the checkpoint."""
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(f"checkpoint={checkpoint!r} must be a directory path (str or os.PathLike) or None")
     def real(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 

@@ -117,14 +117,22 @@ def test_unstarted_counts_the_restored_evaluations_still_to_run() -> None:
 
 def test_limits_split_a_total_evenly_on_top_of_what_each_rank_re_runs() -> None:
     assert [share(10, 4, i) for i in range(4)] == [3, 3, 2, 2] and [share(-3, 2, i) for i in range(2)] == [0, 0]
-    assert worker_limit(1, 4, generations=5, max_evaluations=None) == 5
-    assert worker_limit(3, 4, generations=None, max_evaluations=10) == 2
-    assert worker_limit(0, 4, generations=None, max_evaluations=None) is None
+    assert worker_limit(1, 4, generations=5, max_evaluations=None) == (5, 0)
+    assert worker_limit(3, 4, generations=None, max_evaluations=10) == (2, 0)
+    assert worker_limit(0, 4, generations=None, max_evaluations=None) == (None, 0)
     assert search_total(5, None, 4) == 20 and search_total(5, 30, 4) == 30 and search_total(None, None, 4) is None
     # resumed: 6 of 20 done (2 by rank 0), 3 unfinished (2 for rank 0): 11 left, split 3, 3, 3, 2
-    assert worker_limit(0, 4, None, 20, resumed(done=2, total_done=6, queued={0: 2, 1: 1})) == 2 + 2 + 3
-    assert worker_limit(3, 4, None, 20, resumed(done=0, total_done=6, queued={0: 2, 1: 1})) == 2
-    assert worker_limit(0, 4, 3, 20, resumed(done=2, total_done=6, queued={0: 2})) == 3  # the smaller budget
+    assert worker_limit(0, 4, None, 20, resumed(done=2, total_done=6, queued={0: 2, 1: 1})) == (2 + 2 + 3, 2)
+    assert worker_limit(3, 4, None, 20, resumed(done=0, total_done=6, queued={0: 2, 1: 1})) == (2, 0)
+    assert worker_limit(0, 4, 3, 20, resumed(done=2, total_done=6, queued={0: 2})) == (3, 2)  # the smaller budget
+
+
+def test_a_step_budget_is_split_after_the_steps_every_journal_reported() -> None:
+    plan = resumed(done=2, total_done=6, queued={0: 2})
+    plan.steps, plan.total_steps = 40, 100
+    assert worker_limit(0, 4, None, None, None, step_budget=10) == (3, 0)
+    assert worker_limit(0, 4, None, None, plan, step_budget=300) == (40 + 50, 40)  # 200 left: 50 each
+    assert worker_limit(1, 4, None, None, plan, step_budget=50) == (40, 40)  # used up already: nothing new
 
 
 def resumed(done: int, total_done: int, queued: dict[int, int]) -> RankPlan:

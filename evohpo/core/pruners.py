@@ -171,6 +171,12 @@ def make_pruner(pruner: str | Pruner | None, max_steps: int | None) -> Pruner:
     return pruner
 
 
+def describe(pruner: Any) -> str:
+    """A pruner's name and settings, for meta.json and log lines (its class name when it has no ``describe``)."""
+    text = getattr(pruner, "describe", None)
+    return str(text()) if callable(text) else type(pruner).__name__
+
+
 class RungBoard:
     """The values an island saw at each rung, one per training (by id), sorted: adding costs O(log n) to find the
     place, and the decision reads it without copying."""

@@ -139,12 +139,15 @@ def share(total: int, parts: int, index: int) -> int:
 
 
 def worker_limit(rank: int, size: int, generations: int | None, max_evaluations: int | None,
-                 plan: RankPlan | None = None) -> int | None:
-    """How many evaluations worker ``rank`` of ``size`` may finish (restored ones included; None: no limit).
+                 plan: RankPlan | None = None, step_budget: int | None = None) -> tuple[int | None, int]:
+    """How many evaluations worker ``rank`` of ``size`` may finish (restored ones included; None: no limit), and how
+    many it finished; in steps instead with a ``step_budget`` (``step_limit``).
 
     ``generations`` are per worker; what is left of ``max_evaluations`` after the restored ones (``plan``)
     is split evenly, on top of what each worker must re-run (``plan.queued``: unfinished ones per rank).
     """
+    if step_budget is not None:
+        return step_limit(rank, size, step_budget, plan), plan.steps if plan else 0
     done, total_done, queued = (plan.done, plan.total_done, plan.queued) if plan else (0, 0, {})
     limits = []
     if generations is not None:
@@ -152,7 +155,7 @@ def worker_limit(rank: int, size: int, generations: int | None, max_evaluations:
     if max_evaluations is not None:
         left = max_evaluations - total_done - sum(queued.values())
         limits.append(done + queued.get(rank, 0) + share(left, size, rank))
-    return min(limits) if limits else None
+    return min(limits) if limits else None, done
 
 
 def search_total(generations: int | None, max_evaluations: int | None, workers: int) -> int | None:
