@@ -2,10 +2,12 @@
 
     mpiexec -n 4 python -m mpi4py run.py                      # digits, offline, a few minutes on a laptop
     mpiexec -n 8 python -m mpi4py run.py --dataset mnist --data-dir /scratch/data --islands 2
+    mpiexec -n 4 python -m mpi4py run.py --epochs 20 --step-budget 400    # 400 epochs in all, ASHA pruning
     tensorboard --logdir runs                                 # trials (HParams) and the search's progress
 
-Run it again with the same --checkpoint to resume an interrupted search; --fresh starts over (the old
-journals and TensorBoard runs are moved to backup folders).
+Every training reports its validation score after each epoch; --pruner stops the unpromising ones early. The
+weights of the best training are kept in CHECKPOINT/models/. Run it again with the same --checkpoint to resume an
+interrupted search; --fresh starts over (the old journals, weights and TensorBoard runs are moved to backups).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from evohpo.core.pruners import PRUNERS
 from evohpo.core.strategies import DEFAULT, STRATEGIES, grid_points
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 T = TypeVar("T")
 DIRECTIONS = {"val_acc": "maximize", "val_loss": "minimize"}  # --metric: what the search optimizes, and how
+GENERATIONS = 10  # --generations without --step-budget
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -53,14 +57,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits ships with scikit-learn")
     p.add_argument("--data-dir", default=None, help="where torchvision datasets are, or are downloaded to "
                                                     "(default: $EVOHPO_DATA or ~/.cache/evohpo/data)")
-    p.add_argument("--generations", type=int, default=10, help="evaluations per worker")
+    p.add_argument("--generations", type=int, default=None,
+                   help=f"evaluations per worker (default: {GENERATIONS}); --step-budget replaces it")
+    p.add_argument("--step-budget", type=int, default=None, metavar="EPOCHS",
+                   help="the search's budget in epochs trained, all ranks together, instead of --generations "
+                        "(pruned trainings cost only the epochs they trained)")
     p.add_argument("--islands", type=int, default=1, help="number of islands (at most the number of ranks)")
     p.add_argument("--migration-prob", type=float, default=0.1, help="chance per evaluation that emigrants leave")
     p.add_argument("--pollinate", action="store_true", help="send copies of emigrants instead of moving them")
     p.add_argument("--checkpoint", default=None,
                    help="directory of the per-rank journals (default: checkpoints/run-DATASET)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from --checkpoint")
-    p.add_argument("--epochs", type=int, default=5, help="maximum epochs per training (early stopping may cut)")
+    p.add_argument("--epochs", type=int, default=5,
+                   help="maximum epochs per training, the search's max_steps (early stopping and pruning may cut)")
+    p.add_argument("--pruner", choices=PRUNERS, default="asha",
+                   help="how unpromising trainings are stopped from their epoch reports: asha (asynchronous "
+                        "successive halving: the best third at each rung go on), median (those worse than the "
+                        "median at a rung stop) or none")
     p.add_argument(
         "--max-channels",
         type=int,
@@ -87,13 +100,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.checkpoint = f"checkpoints/run-{args.dataset}"  # another dataset is another search
     if args.log_dir is None:
         args.log_dir = f"runs/{args.dataset}"
-    for name in ("generations", "islands", "epochs", "max_channels", "pop_size"):
+    for name in ("generations", "step_budget", "islands", "epochs", "max_channels", "pop_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not 0.0 <= args.migration_prob <= 1.0:
         p.error(f"--migration-prob must be in [0, 1], got {args.migration_prob}")
     if args.time_limit is not None and args.time_limit <= 0:
         p.error(f"--time-limit must be > 0, got {args.time_limit}")
+    if args.step_budget is not None and args.generations is not None:
+        p.error(f"--step-budget {args.step_budget} replaces --generations: give one of them, not both")
+    if args.step_budget is None and args.generations is None:
+        args.generations = GENERATIONS
     return args
 
 
@@ -121,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                        lambda: load_dataset(args.dataset, args.data_dir, comm=comm))
     log_dir = Path(args.log_dir) if args.log_dir else None
     if args.fresh and log_dir is not None:
-        moved = _collective(comm, f"moving the TensorBoard runs in {str(log_dir)!r} to a backup",
-                            lambda: _backup_runs(args.checkpoint, log_dir), root_only=True)
-        if rank == 0 and moved is not None:
-            print(f"--fresh: the earlier TensorBoard runs are now in {moved} (the earlier journals, if any, "
-                  f"go to {args.checkpoint}/backup-*)", flush=True)
+        runs = _collective(comm, "moving the earlier search's TensorBoard runs to a backup",
+                           lambda: _backup_runs(args.checkpoint, log_dir), root_only=True)
+        if rank == 0 and runs is not None:
+            print(f"--fresh: the earlier TensorBoard runs are now in {runs} (the earlier journals and kept weights, "
+                  f"if any, go to {args.checkpoint}/backup-*)", flush=True)
     objective = LightningObjective(
         data,
         device=device,
@@ -139,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         cnn_space(args.max_channels),
         comm=comm,
         islands=args.islands,
-        generations=args.generations,
+        generations=args.generations,  # None with --step-budget
+        step_budget=args.step_budget,
+        max_steps=args.epochs,  # every training reports once per epoch
+        pruner=args.pruner,
         propagator=args.propagator,
         pop_size=args.pop_size,
         migration_prob=args.migration_prob,
@@ -157,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if rank == 0:
         _report(result, device.accelerator, size)
+        _report_model(result, args.checkpoint)
         print(f"journals: {args.checkpoint} (python -m evohpo summary {args.checkpoint})")
         if log_dir is not None:
             print(f"TensorBoard: {log_dir} (tensorboard --logdir {log_dir})")
@@ -184,8 +205,9 @@ def _collective(comm: Any, what: str, fn: Callable[[], T], *, root_only: bool = 
 
 
 def _backup_runs(checkpoint: str, log_dir: Path) -> Path | None:
-    """Move an earlier search's TensorBoard runs out of ``log_dir`` (--fresh), unless a running search holds
-    ``checkpoint`` (then CheckpointInUse, and nothing moves)."""
+    """Move an earlier search's TensorBoard runs out of ``log_dir`` (--fresh; ``optimize(resume=False)`` moves the
+    journals and the kept weights), unless a running search holds ``checkpoint`` (then CheckpointInUse, and nothing
+    moves); where they went (None: there was nothing to move)."""
     from evohpo.hpo.tensorboard import backup_runs
     from evohpo.journal.directory import DirectoryLock
 
@@ -201,12 +223,29 @@ def _report(result: Any, accelerator: str, size: int) -> None:
         return
     name = {"val_acc": "val accuracy", "val_loss": "val loss"}.get(result.metric, result.metric)
     score = f"{name} {result.best_value:.4f}"
+    pruned = getattr(result, "n_pruned", 0)
     print(
         f"best: {score} (id {best.id}, island {best.island}, rank {best.rank}) after "
         f"{result.n_evaluations} evaluations in this run ({result.n_failed} failed"
+        f"{f', {pruned} pruned' if pruned else ''}"
         f"{f', {result.resumed} resumed' if result.resumed else ''}) on {size} ranks ({accelerator})"
     )
     print("params:", json.dumps({k: _plain(v) for k, v in best.params.items()}, sort_keys=True))
+
+
+def _report_model(result: Any, checkpoint: str) -> None:
+    """Print where the best training's weights are (``evohpo.hpo.best_model_path``), or that they were not kept."""
+    from evohpo.hpo import best_model_path
+
+    best = getattr(result, "best", None)
+    if best is None:
+        return
+    path = best_model_path(checkpoint, best.id)
+    if path is not None:
+        print(f"best model: {path} (evohpo.hpo.load_model)")
+    else:
+        print(f"best model: not kept (no weights of trial {best.id} in {Path(checkpoint) / 'models'}; a training "
+              "keeps them when it beats the best its island knew when it started)")
 
 
 def _plain(v: Any) -> Any:

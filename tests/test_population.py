@@ -148,7 +148,8 @@ def test_pool_matches_brute_force_long_random_sequences(seed) -> None:
         r = rnd.random()
         if r < 0.45:
             op = ("add", float(rnd.randint(0, 50)) if rnd.random() < 0.5 else rnd.gauss(0, 10),
-                  rnd.choice([FAILED, PRUNED, PRUNED, OK, OK, OK, OK, OK]), rnd.random() < 0.9, rnd.choice([None, 1, 3]))
+                  rnd.choice([FAILED, PRUNED, PRUNED, OK, OK, OK, OK, OK]), rnd.random() < 0.9,
+                  rnd.choice([None, 1, 3]))
         elif r < 0.55:
             op = ("deactivate", rnd.randrange(10**6))
         elif r < 0.7:

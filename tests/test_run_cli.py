@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -127,3 +128,84 @@ def test_a_data_error_is_printed_once_and_every_rank_exits_non_zero(tmp_path: Pa
     others = [ln for ln in out.splitlines() if "rank 1" in ln]
     assert len(others) <= 1, others  # rank 1 is quiet: at most the launcher's one-line abort notice
     assert not (tmp_path / "ckpt").exists()  # failed before the search touched the checkpoint
+
+
+def test_pruner_step_budget_and_generations() -> None:
+    args = run.parse_args([])
+    assert (args.pruner, args.generations, args.step_budget, args.epochs) == ("asha", 10, None, 5)
+    args = run.parse_args(["--step-budget", "120", "--pruner", "median", "--epochs", "12"])
+    assert (args.pruner, args.generations, args.step_budget, args.epochs) == ("median", None, 120, 12)
+    assert run.parse_args(["--pruner", "none", "--generations", "3"]).generations == 3
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--step-budget", "50", "--generations", "3"], "--step-budget 50 replaces --generations"),
+    (["--step-budget", "0"], "--step-budget must be >= 1, got 0"),
+    (["--pruner", "hyperband"], "--pruner: invalid choice: 'hyperband'"),
+])
+def test_bad_pruning_flags_are_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_args(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+PROBE = """
+import json, sys
+from types import SimpleNamespace
+sys.path.insert(0, {root!r})
+import evohpo, run
+seen = {{}}
+def fake(objective, space, **kw):
+    seen.update({{k: kw.get(k) for k in ("pruner", "max_steps", "step_budget", "generations", "checkpoint")}})
+    best = SimpleNamespace(id="0-1", island=0, rank=0, params={{"lr": 0.01}})
+    return SimpleNamespace(best=best, best_value=0.9, metric="val_acc", n_evaluations=3, n_failed=0, n_pruned=1,
+                           resumed=0)
+evohpo.optimize = fake
+code = run.main(sys.argv[1:])
+print("OPTIMIZE " + json.dumps(seen, sort_keys=True), flush=True)
+raise SystemExit(code)
+"""
+
+
+def _probe_pruning(tmp_path: Path, *args: str) -> tuple[dict, str]:
+    """run.main(args) in a fresh process with optimize replaced: the pruning arguments it got, and the output."""
+    pytest.importorskip("lightning", reason="run.main builds the Lightning objective")
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT)), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("OPTIMIZE ")]
+    return json.loads(line[0][len("OPTIMIZE "):]), proc.stdout
+
+
+def test_main_passes_the_pruner_and_the_budget(tmp_path: Path) -> None:
+    seen, out = _probe_pruning(tmp_path, "--epochs", "7", "--step-budget", "70", "--pruner", "median",
+                               "--checkpoint", "ck", "--log-dir", "")
+    assert seen == {"pruner": "median", "max_steps": 7, "step_budget": 70, "generations": None, "checkpoint": "ck"}
+    assert "1 pruned" in out and "best model: not kept (no weights of trial 0-1" in out
+    seen, out = _probe_pruning(tmp_path, "--checkpoint", "ck", "--log-dir", "", "--fresh")
+    assert (seen["pruner"], seen["max_steps"], seen["step_budget"], seen["generations"]) == ("asha", 5, None, 10)
+
+
+def test_a_fresh_search_moves_the_kept_weights_with_the_journals(tmp_path: Path) -> None:
+    import evohpo
+
+    evohpo.optimize(lambda p: p["x"], {"x": (0.0, 1.0)}, max_evaluations=2, checkpoint=str(tmp_path))
+    kept = tmp_path / "models" / "trial-0-1.pt"  # trial ids repeat in a new search: the old weights must go
+    kept.parent.mkdir()
+    kept.write_bytes(b"weights")
+    evohpo.optimize(lambda p: p["x"], {"x": (0.0, 1.0)}, max_evaluations=2, checkpoint=str(tmp_path), resume=False)
+    backups = list(tmp_path.glob("backup-*/models/trial-0-1.pt"))
+    assert len(backups) == 1 and backups[0].read_bytes() == b"weights" and not kept.exists()
+
+
+def test_the_best_model_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = SimpleNamespace(best=SimpleNamespace(id="1-2"))
+    run._report_model(result, str(tmp_path))
+    assert "best model: not kept (no weights of trial 1-2" in capsys.readouterr().out
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "trial-1-2.pt").write_bytes(b"weights")
+    run._report_model(result, str(tmp_path))
+    assert f"best model: {tmp_path / 'models' / 'trial-1-2.pt'}" in capsys.readouterr().out
+    run._report_model(SimpleNamespace(best=None), str(tmp_path))
+    assert capsys.readouterr().out == ""

@@ -1,6 +1,7 @@
 """The Lightning objective: ``loss_fn(params)`` that trains the CNN on this rank's device and returns its best
-validation accuracy or loss, one TensorBoard run per evaluation. torch and Lightning are imported inside the
-call."""
+validation accuracy or loss, one TensorBoard run per evaluation, reports every epoch to the search (which may prune
+the training) and keeps the weights of the trainings that beat their island's best under ``CHECKPOINT/models``.
+torch and Lightning are imported inside the call."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import context
+from ..core.reporting import Pruned
+from ..journal.directory import MODELS
 from .model import DEFAULTS, _make_module
 from .tensorboard import claim_run_dir
 
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from .devices import DeviceChoice
 
 METRICS = ("val_acc", "val_loss")
+
+log = logging.getLogger("evohpo")
 
 
 def _loader(dataset: Any, batch_size: int, shuffle: bool, seed: int) -> Any:
@@ -39,29 +44,6 @@ def _loader(dataset: Any, batch_size: int, shuffle: bool, seed: int) -> Any:
     else:
         sampler = SequentialSampler(dataset)
     return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False))
-
-
-def _single_process_lightning() -> None:
-    """Make Lightning treat this process as rank 0 of a one-process job.
-
-    Lightning guesses its rank from RANK/LOCAL_RANK/SLURM_PROCID at import time and then drops all
-    logging (``rank_zero_only``) on ranks other than 0; every evohpo worker trains on its own.
-    """
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    rank_zero_only.rank = 0
-
-
-def _disable_lightning_signal_handlers(trainer: Any) -> None:
-    """Keep Lightning from installing its SIGTERM handler during ``fit`` (evohpo owns the signals).
-
-    Lightning's ``_SignalConnector.register_signal_handlers`` always wraps SIGTERM (and raises
-    ``SIGTERMException``, a ``SystemExit``, at the next batch); its SIGUSR1 auto-requeue handler is
-    installed only with a ``SLURMEnvironment``, which ``LightningEnvironment`` already rules out.
-    """
-    connector = getattr(trainer, "_signal_connector", None)
-    if connector is not None and hasattr(connector, "register_signal_handlers"):
-        connector.register_signal_handlers = lambda: None
 
 
 def _params_seed(params: Mapping[str, Any], seed: int) -> int:
@@ -90,6 +72,14 @@ class LightningObjective:
     (:func:`evohpo.context.current`; ``trial-<id>.attempt-2`` when that trial is run again), with its
     hyperparameters and final metrics in the HParams dashboard. ``callbacks`` are extra Lightning callbacks
     for every training.
+
+    Every epoch's validation score is reported to the search (:class:`evohpo.hpo.EvohpoCallback`): with
+    ``optimize(..., max_steps=epochs)`` its pruner may stop a training early, which then raises ``evohpo.Pruned``
+    (its TensorBoard run keeps the epochs it trained, and its HParams say ``hp/pruned`` 1). Inside a search with a
+    checkpoint directory, a training whose score beats the best its island knew when it started (``island_best`` of
+    the evaluation's context) keeps the weights of its best epoch in ``CHECKPOINT/models/trial-<id>.pt``
+    (:func:`best_model_path`, :func:`load_model`): the best training of the search is always kept, and only a few
+    others.
     """
 
     def __init__(
@@ -135,11 +125,13 @@ class LightningObjective:
             return f"local-{os.getpid()}-{next(self._counter):04d}"
         return f"trial-{ctx.id}".replace("/", "_").replace(os.sep, "_")
 
-    def _trainer(self, logger: Any, steps_per_epoch: int) -> Any:
-        """A Trainer for one training on this rank's device, with early stopping on the metric."""
+    def _trainer(self, logger: Any, steps_per_epoch: int, extra: Sequence[Any] = ()) -> Any:
+        """A Trainer for one training on this rank's device, with early stopping on the metric and reports."""
         import lightning
         from lightning.pytorch.callbacks import EarlyStopping
         from lightning.pytorch.plugins.environments import LightningEnvironment
+
+        from .callback import EvohpoCallback
 
         mode = "max" if self.metric == "val_acc" else "min"
         device = self.device
@@ -148,9 +140,12 @@ class LightningObjective:
             devices=device.trainer_devices if device is not None else 1,
             max_epochs=self.epochs,
             logger=logger,
-            callbacks=[EarlyStopping(self.metric, mode=mode, patience=self.patience), *self.callbacks],
+            callbacks=[EvohpoCallback(self.metric, isolate=True), EarlyStopping(self.metric, mode=mode,
+                                                                                patience=self.patience),
+                       *extra, *self.callbacks],
             # LightningEnvironment: no SLURM/MPI cluster detection, hence no SLURM auto-requeue (SIGUSR1)
-            # handler and no multi-process world built from SLURM_NTASKS or the MPI communicator.
+            # handler and no multi-process world built from SLURM_NTASKS or the MPI communicator (EvohpoCallback
+            # with isolate=True would add it; named here all the same).
             plugins=[LightningEnvironment()],
             enable_checkpointing=False,
             enable_progress_bar=False,
@@ -161,10 +156,16 @@ class LightningObjective:
             default_root_dir=self.log_dir or ".",
         )
 
+    def _signed(self, value: float) -> float:
+        """What the search minimizes for a score: minus the accuracy, the loss as it is."""
+        return -value if self.metric == "val_acc" else value
+
     def __call__(self, params: dict[str, Any]) -> float:
         """Train one configuration; return its best validation score (accuracy or loss, per ``metric``)."""
         import torch
         from lightning.pytorch.loggers import TensorBoardLogger
+
+        from .callback import _single_process_lightning
 
         _single_process_lightning()
         if self.quiet:
@@ -183,9 +184,13 @@ class LightningObjective:
         if self.log_dir is not None:
             run = claim_run_dir(self.log_dir, self.run_name())  # never shared: one directory per attempt
             logger = TensorBoardLogger(self.log_dir, name="", version=run.name, default_hp_metric=False)
-        trainer = self._trainer(logger, steps_per_epoch=len(train))
-        _disable_lightning_signal_handlers(trainer)
+        ctx = context.current()
+        to_beat = None  # the signed score a training must beat to keep its weights (None: keep none)
+        if ctx is not None and ctx.checkpoint is not None:
+            to_beat = float(getattr(ctx, "island_best", math.inf))  # (an EvalContext without the field: inf)
         start = time.perf_counter()
+        trial = _trial_callback(self, params, logger, start, to_beat)
+        trainer = self._trainer(logger, steps_per_epoch=len(train), extra=[trial])
         sigint = signal.getsignal(signal.SIGINT)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -194,7 +199,7 @@ class LightningObjective:
             # Lightning probes for SLURM on every fit (checkpoint resume) even with LightningEnvironment.
             warnings.filterwarnings("ignore", ".*`srun` command is available on your system.*")
             try:
-                trainer.fit(module, train, val)
+                trainer.fit(module, train, val)  # evohpo.Pruned when the search stops it: the worker records that
             except SystemExit as exc:
                 # Lightning turns Ctrl-C into SIGINT ignored + sys.exit(1); give the caller its interrupt back.
                 if isinstance(exc.__context__, KeyboardInterrupt):
@@ -202,15 +207,132 @@ class LightningObjective:
                         signal.signal(signal.SIGINT, sigint)
                     raise KeyboardInterrupt from None
                 raise
-        best_acc, best_loss = module.best_val_acc, module.best_val_loss
+        score = module.best_val_acc if self.metric == "val_acc" else module.best_val_loss
         if logger:
-            hparams = {k: _hparam_value(v) for k, v in params.items()}
-            metrics = {
-                "hp/best_val_acc": best_acc,
-                "hp/best_val_loss": best_loss if math.isfinite(best_loss) else float("nan"),
-                "hp/epochs": float(trainer.current_epoch),
-                "hp/train_seconds": time.perf_counter() - start,
-            }
-            logger.log_hyperparams(hparams, metrics=metrics, step=trainer.global_step)
+            self._summarize(logger, params, module, trainer, start, pruned=False)
             logger.finalize("success")
-        return best_acc if self.metric == "val_acc" else best_loss
+        if ctx is not None and to_beat is not None and trial.weights is not None and self._signed(score) < to_beat:
+            self._keep(ctx, params, score, trial)
+        return score
+
+    def _summarize(self, logger: Any, params: Mapping[str, Any], module: Any, trainer: Any, start: float,
+                   pruned: bool) -> None:
+        """The run's hyperparameters and final metrics, for TensorBoard's HParams dashboard."""
+        hparams = {k: _hparam_value(v) for k, v in params.items()}
+        best_loss = module.best_val_loss
+        metrics = {
+            "hp/best_val_acc": module.best_val_acc,
+            "hp/best_val_loss": best_loss if math.isfinite(best_loss) else float("nan"),
+            "hp/epochs": float(trainer.current_epoch),
+            "hp/train_seconds": time.perf_counter() - start,
+            "hp/pruned": float(pruned),
+        }
+        logger.log_hyperparams(hparams, metrics=metrics, step=trainer.global_step)
+
+    def _keep(self, ctx: Any, params: Mapping[str, Any], score: float, trial: Any) -> None:
+        """Save the best epoch's weights of a training that beat its island's best (a failure only warns)."""
+        info = {"id": str(ctx.id), "params": {k: _plain(v) for k, v in params.items()}, "value": float(score),
+                "metric": self.metric, "direction": self.direction, "epoch": trial.epoch,
+                "input_shape": tuple(self.data.input_shape), "num_classes": int(self.data.num_classes),
+                "dataset": self.data.name}
+        try:
+            save_model(ctx.checkpoint, ctx.id, trial.weights, **info)
+        except OSError as e:
+            log.warning("trial %s: could not keep its weights in %s: %s", ctx.id, model_path(ctx.checkpoint, ctx.id), e)
+
+
+def _trial_callback(objective: LightningObjective, params: Mapping[str, Any], logger: Any, start: float,
+                    to_beat: float | None) -> Any:
+    """The objective's own callback for one training: the HParams summary of a pruned training (written before
+    Lightning closes the logger) and, when ``to_beat`` is given, a copy of the weights of the best epoch that beats
+    it (``weights``, ``epoch``)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class TrialCallback(Callback):
+        def __init__(self) -> None:
+            self.weights: dict[str, Any] | None = None
+            self.epoch: int | None = None
+            self.best = math.inf if to_beat is None else to_beat
+
+        def on_validation_end(self, trainer: Any, module: Any) -> None:
+            if to_beat is None or trainer.sanity_checking:
+                return
+            value = trainer.callback_metrics.get(objective.metric)
+            signed = objective._signed(float(value)) if value is not None else math.inf
+            if math.isfinite(signed) and signed < self.best:  # better than every epoch before and than the island
+                self.best, self.epoch = signed, trainer.current_epoch + 1
+                self.weights = {k: v.detach().to("cpu", copy=True) for k, v in module.net.state_dict().items()}
+
+        def on_exception(self, trainer: Any, module: Any, exception: BaseException) -> None:
+            if isinstance(exception, Pruned) and logger:
+                objective._summarize(logger, params, module, trainer, start, pruned=True)
+
+    return TrialCallback()
+
+
+def model_path(checkpoint_dir: str | os.PathLike[str], trial_id: str) -> Path:
+    """Where the weights of trial ``trial_id`` go: ``checkpoint_dir/models/trial-<id>.pt``."""
+    name = f"trial-{trial_id}".replace("/", "_").replace(os.sep, "_")
+    return Path(checkpoint_dir) / MODELS / f"{name}.pt"
+
+
+def best_model_path(checkpoint_dir: str | os.PathLike[str], trial_id: str) -> Path | None:
+    """The kept weights of trial ``trial_id`` in a search's checkpoint directory, or None when they were not kept
+    (e.g. ``python run.py`` prints ``best model: ...`` for ``result.best.id``).
+
+    The file is a dict saved with ``torch.save``: ``state_dict`` (of the network, ``evohpo.hpo.model.build_cnn``
+    for the built-in objective), ``params``, ``value``, ``metric``, ``direction``, ``id``, ``epoch``; read it with
+    :func:`load_model`.
+    """
+    path = model_path(checkpoint_dir, trial_id)
+    return path if path.is_file() else None
+
+
+def save_model(checkpoint_dir: str | os.PathLike[str], trial_id: str, state_dict: Mapping[str, Any],
+               **info: Any) -> Path:
+    """Write ``{"state_dict": state_dict, **info}`` to :func:`model_path` atomically (a temporary file, fsync,
+    ``os.replace``): a reader sees the old file or the new one, never a torn one. Returns the path."""
+    import torch
+
+    path = model_path(checkpoint_dir, trial_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"state_dict": dict(state_dict), **info}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A kept model file as saved (:func:`best_model_path`): tensors on the CPU, no code run (``weights_only``).
+
+    For the built-in objective:
+
+    ```python
+    saved = load_model(path)
+    net = build_cnn(saved["params"], saved["input_shape"], saved["num_classes"])
+    net.load_state_dict(saved["state_dict"])
+    ```
+    """
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _plain(v: Any) -> Any:
+    """A value ``torch.load(weights_only=True)`` reads back: a Python number, string or bool (numpy scalars as
+    numbers), anything else as its text."""
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return v
+    if hasattr(v, "item"):
+        try:
+            return v.item()
+        except (TypeError, ValueError):
+            pass
+    return str(v)

@@ -143,11 +143,15 @@ def new_folder(directory: Path, prefix: str) -> Path:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+MODELS = "models"  # where the Lightning objective keeps the weights of the best trainings (``hpo.objective``)
+
+
 def _backup(directory: Path) -> Path:
-    """Move meta.json and every journal (and torn tail) into a new backup-YYYYmmdd-HHMMSS[-n] folder."""
+    """Move meta.json, every journal (and torn tail) and the kept models (``models/``: trial ids repeat in a new
+    search) into a new backup-YYYYmmdd-HHMMSS[-n] folder."""
     target = new_folder(directory, "backup")
     for p in sorted(directory.iterdir()):
-        if p.is_file() and is_search_file(p.name):
+        if (p.is_file() and is_search_file(p.name)) or (p.is_dir() and p.name == MODELS):
             os.replace(p, target / p.name)
     fsync_dir(target)
     fsync_dir(directory)
