@@ -47,6 +47,9 @@ def check_point(step: Any, value: Any, metrics: Mapping[str, Any], last: int | N
     """``(step, value, metrics)`` as int and floats, or a ValueError/TypeError naming what is wrong: a step that is
     not an int >= 1, not above the last one (``last``) or above ``max_steps``; a value or metric that is not a
     finite real number."""
+    if (step.__class__ is int and value.__class__ is float and not metrics and step >= 1
+            and (last is None or step > last) and (max_steps is None or step <= max_steps) and value - value == 0):
+        return step, value, {}  # the common case, checked in a few comparisons (a report runs after every step)
     where = f"evohpo.report(step={step!r}, value={value!r})"
     if isinstance(step, bool) or not isinstance(step, int) and not (hasattr(step, "__index__")):
         raise TypeError(f"{where}: step must be an int, got {type(step).__name__}")

@@ -84,20 +84,24 @@ class TrialReporter:
         self.last_step: int | None = None
         self.last_loss: float | None = None
         self.pruned_at: int | None = None
+        self._next = reports.rungs[0] if reports.rungs else None  # the next rung this training reaches
+        self._maximize = reports.goal.maximize
 
     def report(self, step: Any, value: Any, metrics: Mapping[str, Any]) -> None:
         """Record a point; raise ``Pruned`` when the pruner stops the training (again at every later report)."""
         r = self.reports
         step, value, extra = check_point(step, value, metrics, self.last_step, r.max_steps)
-        loss = r.goal.loss(value)
+        loss = 0.0 - value if self._maximize else value  # (as Goal.loss: 0.0 - x, no "-0")
         r.journal.write(records.report(self.id, step, loss, clock.now(), extra))
         r.reported += 1
         previous, self.last_step, self.last_loss = self.last_step, step, loss
         if self.pruned_at is not None:
             raise Pruned(self.pruned_at, value, "stopped before")
+        if self._next is None or step < self._next:
+            return  # no rung reached: the common case
         rungs = crossed(r.rungs, previous, step)
-        if not rungs:
-            return
+        later = [x for x in r.rungs if x > step]
+        self._next = later[0] if later else None
         r.take_in()
         for rung in rungs:
             keep = r.pruner.keep(loss, r.board.values(rung))
