@@ -18,7 +18,7 @@ from .core.propagators import BreedFn, Propagator
 from .core.pruners import Pruner, describe, make_pruner
 from .core.space import Space
 from .core.strategies import DEFAULT, ends_by_itself, make_propagator
-from .journal.directory import search_meta
+from .journal.directory import model_path, search_meta
 from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
@@ -188,6 +188,8 @@ def _log_done(result: SearchResult, checkpoint: Any, rank: int) -> None:
     """Rank 0's line on what the search found."""
     if rank == 0 and result.best is not None:
         where = f"; journals in {checkpoint}" if checkpoint else ""
+        if checkpoint and model_path(checkpoint, result.best.id).is_file():
+            where += f"; its weights in {model_path(checkpoint, result.best.id)}"
         pruned = f", {result.n_pruned} pruned ({result.n_steps} steps reported)" if result.n_steps else ""
         log.info("done (%s): %d evaluations, %d failed%s; best %s %.6g with %s (id %s, island %d)%s",
                  result.reason, result.n_evaluations, result.n_failed, pruned, result.metric, result.best_value,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import context
 from ..core.reporting import Pruned
-from ..journal.directory import MODELS
+from ..journal.directory import model_path
 from .model import DEFAULTS, _make_module
 from .tensorboard import claim_run_dir
 
@@ -268,12 +268,6 @@ def _trial_callback(objective: LightningObjective, params: Mapping[str, Any], lo
                 objective._summarize(logger, params, module, trainer, start, pruned=True)
 
     return TrialCallback()
-
-
-def model_path(checkpoint_dir: str | os.PathLike[str], trial_id: str) -> Path:
-    """Where the weights of trial ``trial_id`` go: ``checkpoint_dir/models/trial-<id>.pt``."""
-    name = f"trial-{trial_id}".replace("/", "_").replace(os.sep, "_")
-    return Path(checkpoint_dir) / MODELS / f"{name}.pt"
 
 
 def best_model_path(checkpoint_dir: str | os.PathLike[str], trial_id: str) -> Path | None:

@@ -146,6 +146,12 @@ def new_folder(directory: Path, prefix: str) -> Path:
 MODELS = "models"  # where the Lightning objective keeps the weights of the best trainings (``hpo.objective``)
 
 
+def model_path(checkpoint_dir: str | os.PathLike[str], trial_id: str) -> Path:
+    """Where the weights of trial ``trial_id`` are kept: ``checkpoint_dir/models/trial-<id>.pt``."""
+    name = f"trial-{trial_id}".replace("/", "_").replace(os.sep, "_")
+    return Path(checkpoint_dir) / MODELS / f"{name}.pt"
+
+
 def _backup(directory: Path) -> Path:
     """Move meta.json, every journal (and torn tail) and the kept models (``models/``: trial ids repeat in a new
     search) into a new backup-YYYYmmdd-HHMMSS[-n] folder."""
