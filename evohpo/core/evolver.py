@@ -130,8 +130,9 @@ class Evolver:
                          island=self.island, rank=self.rank, generation=generation,
                          start=asked if start is None else start, end=clock.now() if end is None else end,
                          error=error, step=step)
-        # did the child make it into the breeding population?
-        self.propagator.feedback(ind.params, ind.breeds and rank_key(ind) < self.population.kth_key(self.pop_size))
+        # did the child make it into the breeding population? (a pruned one never counts as a success: a strategy
+        # is credited for children that ran to their end, not for filling the pool early in a pruned search)
+        self.propagator.feedback(ind.params, ind.ok and rank_key(ind) < self.population.kth_key(self.pop_size))
         self.population.add(ind)
         self.propagator.observe(ind)
         return ind
