@@ -132,7 +132,7 @@ def test_a_data_error_is_printed_once_and_every_rank_exits_non_zero(tmp_path: Pa
 
 def test_pruner_step_budget_and_generations() -> None:
     args = run.parse_args([])
-    assert (args.pruner, args.generations, args.step_budget, args.epochs) == ("asha", 10, None, 5)
+    assert (args.pruner, args.generations, args.step_budget, args.epochs) == ("none", 10, None, 5)
     args = run.parse_args(["--step-budget", "120", "--pruner", "median", "--epochs", "12"])
     assert (args.pruner, args.generations, args.step_budget, args.epochs) == ("median", None, 120, 12)
     assert run.parse_args(["--pruner", "none", "--generations", "3"]).generations == 3
@@ -184,7 +184,7 @@ def test_main_passes_the_pruner_and_the_budget(tmp_path: Path) -> None:
     assert seen == {"pruner": "median", "max_steps": 7, "step_budget": 70, "generations": None, "checkpoint": "ck"}
     assert "1 pruned" in out and "best model: not kept (no weights of trial 0-1" in out
     seen, out = _probe_pruning(tmp_path, "--checkpoint", "ck", "--log-dir", "", "--fresh")
-    assert (seen["pruner"], seen["max_steps"], seen["step_budget"], seen["generations"]) == ("asha", 5, None, 10)
+    assert (seen["pruner"], seen["max_steps"], seen["step_budget"], seen["generations"]) == ("none", 5, None, 10)
 
 
 def test_a_fresh_search_moves_the_kept_weights_with_the_journals(tmp_path: Path) -> None:

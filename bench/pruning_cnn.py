@@ -1,0 +1,101 @@
+"""The main job with and without pruning: run.py's real CNN search on digits, 4 ranks, the same seeds.
+
+    python bench/pruning_cnn.py                 # writes bench/results/pruning-cnn.md (about 10 minutes on 2 cores)
+    python bench/pruning_cnn.py --seeds 2 --quick
+
+Without pruning every training runs up to ``--epochs`` (Lightning's early stopping may end one sooner) and the
+search has ``--generations`` trainings per rank. With ASHA the search gets a step budget of a third of the epochs
+the unpruned searches used (their median), and, as a second row, the same budget as them. The score is the best
+validation accuracy the search found (a training that ran to its end); the epochs are the steps reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def search(ranks: int, seed: int, epochs: int, *, generations: int | None = None, step_budget: int | None = None,
+           pruner: str = "none") -> dict:
+    """One run.py search in a fresh checkpoint; its best accuracy, epochs trained, trainings, pruned, wall."""
+    with tempfile.TemporaryDirectory() as d:
+        budget = ["--generations", str(generations)] if step_budget is None else ["--step-budget", str(step_budget)]
+        cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable, "-m", "mpi4py",
+               str(ROOT / "run.py"), "--seed", str(seed), "--epochs", str(epochs), "--pruner", pruner,
+               "--checkpoint", f"{d}/ckpt", "--log-dir", "", *budget]
+        t0 = time.time()
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600, cwd=d)
+        wall = time.time() - t0
+        import evohpo
+
+        res = evohpo.load(f"{d}/ckpt")
+        df = res.to_dataframe()
+        steps = int(df["step"].fillna(0).sum())
+        ok = df[df["status"] == "ok"]
+        return {"seed": seed, "pruner": pruner, "best": float(ok["val_acc"].max()), "epochs": steps,
+                "trainings": len(df), "pruned": int((df["status"] == "pruned").sum()), "wall": wall}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--ranks", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=9)
+    p.add_argument("--generations", type=int, default=8)
+    p.add_argument("--quick", action="store_true", help="3 epochs, 2 trainings per rank")
+    p.add_argument("--out", default=str(HERE / "results" / "pruning-cnn.md"))
+    p.add_argument("--reuse", default=None, help="a JSON this script wrote: take its unpruned searches (the same "
+                                                 "seeds, epochs and generations) instead of running them again")
+    args = p.parse_args()
+    if args.quick:
+        args.epochs, args.generations = 3, 2
+    rows: list[dict] = []
+    full = json.loads(Path(args.reuse).read_text())["none"][:args.seeds] if args.reuse else []
+    for seed in range(len(full), args.seeds):
+        full.append(search(args.ranks, seed, args.epochs, generations=args.generations))
+        print(json.dumps(full[-1]), flush=True)
+    used = int(statistics.median(r["epochs"] for r in full))
+    third, same = [], []
+    for seed in range(args.seeds):
+        third.append(search(args.ranks, seed, args.epochs, step_budget=used // 3, pruner="asha"))
+        print(json.dumps(third[-1]), flush=True)
+        same.append(search(args.ranks, seed, args.epochs, step_budget=used, pruner="asha"))
+        print(json.dumps(same[-1]), flush=True)
+    rows = [("none", f"{args.generations} trainings per rank", full), ("asha", f"step budget {used // 3}", third),
+            ("asha", f"step budget {used}", same)]
+
+    def med(runs: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    lines = [f"# run.py's CNN search with and without pruning ({time.strftime('%Y-%m-%d %H:%M')})", "",
+             f"digits, {args.ranks} ranks on {os.cpu_count()} cores, up to {args.epochs} epochs per training, "
+             f"seeds 0-{args.seeds - 1}; `python bench/pruning_cnn.py {' '.join(sys.argv[1:])}`. Medians over the "
+             "seeds; per seed in the JSON lines of the run log.", "",
+             "| pruner | budget | best val_acc (median) | min-max | epochs trained (median) | trainings | pruned | "
+             "wall s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, budget, runs in rows:
+        lines.append(f"| {name} | {budget} | {med(runs, 'best'):.4f} | {min(r['best'] for r in runs):.4f}-"
+                     f"{max(r['best'] for r in runs):.4f} | {med(runs, 'epochs'):.0f} | {med(runs, 'trainings'):.0f} | "
+                     f"{med(runs, 'pruned'):.0f} | {med(runs, 'wall'):.0f} |")
+    ratio = med(full, "epochs") / max(1.0, med(third, "epochs"))
+    lines += ["", f"Epochs without pruning / with ASHA at a third of the budget: {ratio:.2f}x; best accuracy "
+              f"{med(full, 'best'):.4f} without, {med(third, 'best'):.4f} with (medians)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).write_text(text)
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"none": full, "asha_third": third, "asha_same": same},
+                                                              indent=1))
+
+
+if __name__ == "__main__":
+    main()
