@@ -207,7 +207,7 @@ def loss(params):
     ctx = evohpo.current()
     for step in range(1, R + 1):
         evohpo.report(step, (params["x"] - 0.3) ** 2 + 1.0 / step)
-        if ctx.generation == 1 and step == 4 and os.environ.get("CRASH"):
+        if ctx.generation == 3 and step == 4 and os.environ.get("CRASH"):
             os._exit(9)  # the job dies in the middle of a training (kill -9)
     return (params["x"] - 0.3) ** 2
 evohpo.optimize(loss, {"x": (0.0, 1.0)}, max_evaluations=int(sys.argv[2]), max_steps=R, checkpoint=sys.argv[1],
@@ -223,15 +223,15 @@ def test_a_training_running_when_the_job_died_is_run_again_with_a_new_curve(tmp_
     died = subprocess.run([sys.executable, str(script), str(ckpt), "20"], env=env, capture_output=True, timeout=120)
     assert died.returncode == 9, died.stderr.decode()[-2000:]
     half = restore(ckpt)
-    assert half.n_evaluations == 1 and [u["id"] for u in half.unfinished] == ["0-1"]
-    assert [s for s, _ in half.curves["0-1"]] == [1, 2, 3, 4]
+    assert half.n_evaluations == 3 and [u["id"] for u in half.unfinished] == ["0-3"]
+    assert [s for s, _ in half.curves["0-3"]] == [1, 2, 3, 4]
     env.pop("CRASH")
     subprocess.run([sys.executable, str(script), str(ckpt), "20"], env=env, check=True, capture_output=True,
                    timeout=120)
     whole = restore(ckpt)
     ends = {i.id: i for i in whole.individuals}
-    assert whole.n_evaluations == 20 and not whole.unfinished and "0-1" in ends
-    assert [s for s, _ in whole.curves["0-1"]] == list(range(1, ends["0-1"].step + 1))  # its new attempt only
+    assert whole.n_evaluations == 20 and not whole.unfinished and "0-3" in ends
+    assert [s for s, _ in whole.curves["0-3"]] == list(range(1, ends["0-3"].step + 1))  # its new attempt only
     for ind_id, ind in ends.items():  # no finished or pruned training lost its curve
         assert [s for s, _ in whole.curves[ind_id]] == list(range(1, ind.step + 1))
     assert whole.steps[0] == sum(i.step for i in ends.values()) + 4  # the lost attempt's steps were spent too
