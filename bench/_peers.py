@@ -20,7 +20,8 @@ __all__ = ["DEFAULT_VENV", "PEERS", "PROPULATE", "ensure_venv", "venv_python"]
 
 DEFAULT_VENV = Path(__file__).resolve().parent / ".peers-venv"
 PROPULATE = ("propulate==1.2.2", "mpi4py", "mpich")
-PEERS = (*PROPULATE, "optuna", "cmaes")  # bench/quality.py: Propulate, Optuna (TPE, CmaEsSampler), cmaes (IPOP-CMA-ES)
+# bench/quality.py: Propulate, Optuna (TPE, CmaEsSampler), cmaes (IPOP-CMA-ES); bench/pruning.py: DEHB, Optuna's pruners
+PEERS = (*PROPULATE, "optuna", "cmaes", "dehb")
 _MARKER = "evohpo-peers.json"
 
 

@@ -165,14 +165,15 @@ class Driver:
 
 
 def peers_python(args: argparse.Namespace, methods: list[str], say: Any) -> tuple[Path | None, str | None]:
-    """The peers' venv (``bench/_peers.PEERS`` + dehb), built on first use; or why it is unavailable."""
+    """The peers' venv (``bench/_peers.PEERS``, shared with bench/quality.py), built on first use; or why it is
+    unavailable."""
     if not any(m in PEERS for m in methods):
         return None, None
     try:
         from _peers import PEERS as QUALITY_PEERS
         from _peers import ensure_venv
 
-        packages = (*QUALITY_PEERS, "dehb")  # a superset of bench/quality.py's: both drivers share the venv
+        packages = QUALITY_PEERS  # the list bench/quality.py asks for too: one venv, never reinstalled in turns
         say(f"peers venv {args.peers_venv} ({', '.join(packages)}) ...")
         return ensure_venv(args.peers_venv, packages), None
     except Exception as e:  # noqa: BLE001 - peers become n/a cells
