@@ -235,3 +235,15 @@ def test_a_training_running_when_the_job_died_is_run_again_with_a_new_curve(tmp_
     for ind_id, ind in ends.items():  # no finished or pruned training lost its curve
         assert [s for s, _ in whole.curves[ind_id]] == list(range(1, ind.step + 1))
     assert whole.steps[0] == sum(i.step for i in ends.values()) + 4  # the lost attempt's steps were spent too
+
+
+def test_numpy_steps_values_and_metrics_are_taken_as_numbers() -> None:
+    import numpy as np
+
+    def loss(params):
+        for step in range(1, 4):
+            evohpo.report(np.int64(step), np.float32(curve(params["x"], step)), acc=np.array(0.5))
+        return curve(params["x"], 3)
+
+    r = evohpo.optimize(loss, SPACE, max_evaluations=3, max_steps=3, progress_interval=1e9)
+    assert r.n_failed == 0 and r.n_steps == 9 and all(i.step == 3 for i in r.archive)

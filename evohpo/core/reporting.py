@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .context import current
+from .goal import as_loss
 
 
 class Pruned(Exception):  # noqa: N818 (what users catch and read: "except evohpo.Pruned")
@@ -62,29 +63,16 @@ def check_point(step: Any, value: Any, metrics: Mapping[str, Any], last: int | N
     if max_steps is not None and step > max_steps:
         raise ValueError(f"{where}: step is beyond max_steps={max_steps} of the search (train at most max_steps "
                          "steps, or raise max_steps)")
-    x = _real(value)
+    x = as_loss(value)
     if x is None:
         raise TypeError(f"{where}: value must be a real number, got {type(value).__name__}")
     if not math.isfinite(x):
         raise ValueError(f"{where}: value is not finite (the training diverged?)")
     out = {}
     for name, v in metrics.items():
-        m = _real(v)
+        m = as_loss(v)
         if m is None:
             raise TypeError(f"{where}: metric {name}={v!r} must be a real number")
         out[name] = m
     return step, x, out
 
-
-def _real(v: Any) -> float | None:
-    """``v`` as a float when it is a real number (int, float, numpy or 0-d tensor scalar), else None."""
-    if isinstance(v, bool) or v is None or isinstance(v, (str, bytes)):
-        return None
-    try:
-        if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
-            v = v.item()
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return None
-        return float(v)
-    except (TypeError, ValueError):
-        return None

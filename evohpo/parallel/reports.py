@@ -13,7 +13,6 @@ takes its lock for the few microseconds it uses the transport, and passes stop m
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +39,6 @@ class Reports:
         self.board = board if board is not None else RungBoard(self.rungs)
         self.lock: Any = contextlib.nullcontext()  # the listener's lock while the loss function runs
         self.look: Callable[[list[tuple[int, int, Any]]], None] | None = None  # the listener's stop handling
-        self.reported = 0  # points this worker recorded (this session)
 
     def attach(self, transport: Transport, peers: list[int], journal: Any) -> None:
         """Where rung values go (the island's other workers) and reports are written."""
@@ -93,7 +91,6 @@ class TrialReporter:
         step, value, extra = check_point(step, value, metrics, self.last_step, r.max_steps)
         loss = 0.0 - value if self._maximize else value  # (as Goal.loss: 0.0 - x, no "-0")
         r.journal.write(records.report(self.id, step, loss, clock.now(), extra))
-        r.reported += 1
         previous, self.last_step, self.last_loss = self.last_step, step, loss
         if self.pruned_at is not None:
             raise Pruned(self.pruned_at, value, "stopped before")
@@ -125,5 +122,5 @@ def board_from_curves(rungs: Sequence[int], curves: Mapping[str, Sequence[tuple[
     board = RungBoard(rungs)
     for ind_id, curve in curves.items():
         for rung, loss in rung_values(rungs, curve):
-            board.add(ind_id, rung, loss if math.isfinite(loss) else math.inf)
+            board.add(ind_id, rung, loss)
     return board
