@@ -161,6 +161,21 @@ def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figur
         _plot_curves(results, axes[2], curves, best_id)
     for ax, name in zip(axes[first_param:], names):
         _plot_param(results, ax, name, failed, pruned, best_id, scale)
+    handles += _marker_handles(results, curves, names, failed, pruned, best_id, scale)
+    if handles:
+        _legend(fig, handles, height)
+    if path is not None:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return fig
+
+
+def _marker_handles(results: Results, curves: dict[str, Any], names: list[str], failed: list[Any],
+                    pruned: list[Any], best_id: str | None, scale: ValueAxis) -> list[Any]:
+    """The legend entries for the markers and line styles the panels use (best, pruned, running, beyond the value
+    axes, failed), each only when something is drawn that way."""
+    from matplotlib.lines import Line2D
+
+    goal, handles = results.goal, []
     if (names or best_id in curves) and results.ranked:
         handles.append(Line2D([], [], marker="*", markersize=11, color="gold", markeredgecolor="black",
                               linestyle="-" if best_id in curves else "", lw=2.4, label="best"))
@@ -180,11 +195,7 @@ def plot(results: Results, path: StrPath | None = None, dpi: int = 100) -> Figur
     if (names or failed_curves) and failed:
         handles.append(Line2D([], [], marker="x" if names else "", color="red", linestyle="--" if failed_curves else "",
                               lw=0.8, label=f"failed ({len(failed)})"))
-    if handles:
-        _legend(fig, handles, height)
-    if path is not None:
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return fig
+    return handles
 
 
 def _scale(ax: Any, scale: ValueAxis) -> None:
