@@ -18,15 +18,16 @@ to build the ``Choice``s of ``.space``.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
-import math
 import os
 import statistics
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # bench/: the grid, the lookup and the single-run seed of bench/tables
+from tables.table import Grid, plain  # noqa: E402
 
 
 def names() -> list[str]:
@@ -34,39 +35,18 @@ def names() -> list[str]:
     return [f[:-5] for f in sorted(os.listdir(HERE)) if f.endswith(".json")]
 
 
-def plain(v: Any) -> Any:
-    """numpy scalars -> Python scalars (1 and 1.0 hash equally, so integral floats need no care)."""
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        v = v.item()
-    return v
-
-
-class CurveTable:
+class CurveTable(Grid):
     """One learning-curve table. Values are validation errors in [0, 1] (lower is better); steps count from 1."""
 
     def __init__(self, data: Mapping[str, Any], path: str | None = None) -> None:
-        self.path = path
-        self.name: str = data["name"]
-        self.description: str = data.get("description", "")
-        self.metric: str = data.get("metric", "val_error")
-        self.seeds: int = int(data["seeds"])
+        self._read(data, path, ("max_steps",))
         self.max_steps: int = int(data["max_steps"])
-        self.levels: dict[str, list] = {k: list(v) for k, v in data["space"].items()}
-        default_ordered = {k: all(not isinstance(x, str) for x in v) for k, v in self.levels.items()}
-        self.ordered: dict[str, bool] = dict(data.get("ordered") or default_ordered)
-        self.meta: dict[str, Any] = {k: v for k, v in data.items() if k not in (
-            "rows", "space", "ordered", "name", "description", "metric", "seeds", "max_steps")}
-        self.rows: list[dict[str, Any]] = list(data["rows"])
-        self._names = list(self.levels)
         self._curves: dict[tuple, list[list[float]]] = {}  # per seed
         self._mean: dict[tuple, list[float]] = {}  # mean over seeds, per step
         self._seconds: dict[tuple, float | None] = {}
-        self._canon: dict[tuple, bytes] = {}  # the stored row's params as JSON: the single-run hash input
         self._params: dict[tuple, dict[str, Any]] = {}
         for r in self.rows:
-            k = self._key(r["params"])
-            if k in self._curves:
-                raise ValueError(f"table {self.name!r}: duplicate row for {r['params']}")
+            k = self._add_row(r["params"])
             curves = [[float(e) for e in c] for c in r["curves"]]
             if len(curves) != self.seeds or any(len(c) != self.max_steps for c in curves):
                 raise ValueError(f"table {self.name!r}: row {r['params']} does not hold {self.seeds} curves of "
@@ -75,11 +55,8 @@ class CurveTable:
             self._mean[k] = [statistics.fmean(v) for v in zip(*curves)]
             s = r.get("train_seconds")
             self._seconds[k] = None if s is None else float(s)
-            self._canon[k] = json.dumps([r["params"][n] for n in self._names]).encode()
             self._params[k] = dict(r["params"])
-        expected = math.prod(len(v) for v in self.levels.values())
-        if len(self._curves) != expected:
-            raise ValueError(f"table {self.name!r} has {len(self._curves)} rows, the full grid has {expected}")
+        self._check_full()
         self._finals = sorted(m[-1] for m in self._mean.values())
         self.best: float = self._finals[0]
         """Lowest mean final value (after ``max_steps`` steps) over the grid."""
@@ -90,20 +67,6 @@ class CurveTable:
             dict(r["params"]) for r in self.rows if self._mean[self._key(r["params"])][-1] == self.best)
 
     # ---- lookup -------------------------------------------------------------------------------------------------
-    def _key(self, params: Mapping[str, Any]) -> tuple:
-        return tuple(plain(params[n]) for n in self._names)
-
-    def _find(self, params: Mapping[str, Any]) -> tuple:
-        """The row key of ``params``; KeyError naming the params when one is missing or off the grid."""
-        missing = [n for n in self._names if n not in params]
-        if missing:
-            raise KeyError(f"{self.name}: params {dict(params)} lack {missing} (table parameters: {self._names})")
-        k = self._key(params)
-        if k not in self._curves:
-            off = {n: params[n] for n in self._names if plain(params[n]) not in self.levels[n]}
-            raise KeyError(f"{self.name}: params {dict(params)} not in the table (off-grid values: {off})")
-        return k
-
     def _step(self, step: Any) -> int:
         s = plain(step)
         if isinstance(s, bool) or not isinstance(s, (int, float)) or s != int(s) or not 1 <= s <= self.max_steps:
@@ -116,19 +79,6 @@ class CurveTable:
             raise ValueError(f"{self.name}: stored seed {seed!r} out of range (0..{self.seeds - 1}); "
                              "for any benchmark seed use single_run_curve")
         return s
-
-    @property
-    def size(self) -> int:
-        """Number of configurations (the full grid)."""
-        return len(self._curves)
-
-    @property
-    def space(self) -> dict[str, Any]:
-        """The search space for evohpo: each parameter a ``Choice`` of the table's levels
-        (numeric levels -> ordered Choice, string levels -> unordered Choice)."""
-        from evohpo import Choice
-
-        return {n: Choice(v) for n, v in self.levels.items()}
 
     def curve(self, params: Mapping[str, Any], seed: int | None = None) -> list[float]:
         """The validation error after steps 1..max_steps (a new list of length ``max_steps``): the mean over the
@@ -151,17 +101,6 @@ class CurveTable:
     __call__ = value
 
     # ---- single run ---------------------------------------------------------------------------------------------
-    def seed_index(self, params: Mapping[str, Any], seed: int) -> int:
-        """The stored seed (0..seeds-1) that answers ``params`` in :meth:`single_run_curve` for benchmark ``seed``:
-        blake2b of (table name, ``seed``, the stored row's params as JSON) mod ``seeds``, as bench/tables/table.py's
-        ``single_run``. Stable across processes and machines (unlike ``hash()``), the same for 2, 2.0 and numpy
-        scalars."""
-        return self._seed_index(self._find(params), seed)
-
-    def _seed_index(self, k: tuple, seed: int) -> int:
-        h = hashlib.blake2b(f"{self.name}\0{int(seed)}\0".encode() + self._canon[k], digest_size=8)
-        return int.from_bytes(h.digest(), "big") % self.seeds
-
     def single_run_curve(self, params: Mapping[str, Any], seed: int) -> list[float]:
         """One training's curve, as a real search sees it (one run per configuration, with seed noise): stored seed
         ``seed_index(params, seed)``'s curve. Deterministic in (benchmark ``seed``, params): a training paused and

@@ -41,8 +41,13 @@ def plain(v: Any) -> Any:
     return v
 
 
-class Table:
-    def __init__(self, data: Mapping[str, Any], path: str | None = None) -> None:
+class Grid:
+    """What every stored-trainings table shares: a full grid of configurations (``levels``), each row's params, the
+    lookup of a configuration, its evohpo space, and the stored seed a benchmark seed reads (``seed_index``).
+    ``Table`` (final values) and ``bench.curves.curves.CurveTable`` (learning curves) add their values."""
+
+    def _read(self, data: Mapping[str, Any], path: str | None, own_keys: tuple[str, ...] = ()) -> None:
+        """The fields of a table JSON every kind has; ``own_keys`` are the kind's own (not ``meta``)."""
         self.path = path
         self.name: str = data["name"]
         self.description: str = data.get("description", "")
@@ -51,28 +56,25 @@ class Table:
         self.levels: dict[str, list] = {k: list(v) for k, v in data["space"].items()}
         default_ordered = {k: all(not isinstance(x, str) for x in v) for k, v in self.levels.items()}
         self.ordered: dict[str, bool] = dict(data.get("ordered") or default_ordered)
-        self.meta: dict[str, Any] = {k: v for k, v in data.items()
-                                     if k not in ("rows", "space", "ordered", "name", "description", "metric", "seeds")}
+        skip = ("rows", "space", "ordered", "name", "description", "metric", "seeds", *own_keys)
+        self.meta: dict[str, Any] = {k: v for k, v in data.items() if k not in skip}
         self.rows: list[dict[str, Any]] = list(data["rows"])
         self._names = list(self.levels)
-        self._mean: dict[tuple, float] = {}
-        self._per_seed: dict[tuple, list[float]] = {}
-        self._canon: dict[tuple, bytes] = {}  # the stored row's params as JSON: single_run's hash input
-        for r in self.rows:
-            k = self._key(r["params"])
-            if k in self._mean:
-                raise ValueError(f"table {self.name!r}: duplicate row for {r['params']}")
-            self._mean[k] = float(r["mean"])
-            self._per_seed[k] = [float(e) for e in r["val_error"]]
-            self._canon[k] = json.dumps([r["params"][n] for n in self._names]).encode()
+        self._canon: dict[tuple, bytes] = {}  # the stored row's params as JSON: the single-run hash input
+
+    def _add_row(self, params: Mapping[str, Any]) -> tuple:
+        """The key of a new row; ValueError for a configuration stored twice."""
+        k = self._key(params)
+        if k in self._canon:
+            raise ValueError(f"table {self.name!r}: duplicate row for {params}")
+        self._canon[k] = json.dumps([params[n] for n in self._names]).encode()
+        return k
+
+    def _check_full(self) -> None:
+        """ValueError unless every configuration of the grid has a row."""
         expected = math.prod(len(v) for v in self.levels.values())
-        if len(self._mean) != expected:
-            raise ValueError(f"table {self.name!r} has {len(self._mean)} rows, the full grid has {expected}")
-        self._sorted = sorted(self._mean.values())
-        self.best: float = self._sorted[0]
-        self.worst: float = self._sorted[-1]
-        self.median: float = statistics.median(self._sorted)
-        self.best_params: dict[str, Any] = next(dict(r["params"]) for r in self.rows if float(r["mean"]) == self.best)
+        if len(self._canon) != expected:
+            raise ValueError(f"table {self.name!r} has {len(self._canon)} rows, the full grid has {expected}")
 
     def _key(self, params: Mapping[str, Any]) -> tuple:
         return tuple(plain(params[n]) for n in self._names)
@@ -80,7 +82,7 @@ class Table:
     @property
     def size(self) -> int:
         """Number of configurations (the full grid)."""
-        return len(self._mean)
+        return len(self._canon)
 
     @property
     def space(self) -> dict[str, Any]:
@@ -96,10 +98,39 @@ class Table:
         if missing:
             raise KeyError(f"{self.name}: params {dict(params)} lack {missing} (table parameters: {self._names})")
         k = self._key(params)
-        if k not in self._mean:
+        if k not in self._canon:
             off = {n: params[n] for n in self._names if plain(params[n]) not in self.levels[n]}
             raise KeyError(f"{self.name}: params {dict(params)} not in the table (off-grid values: {off})")
         return k
+
+    def seed_index(self, params: Mapping[str, Any], seed: int) -> int:
+        """The stored seed (0..seeds-1) that answers ``params`` for benchmark ``seed`` in a single run:
+        blake2b of (table name, ``seed``, the stored row's params as JSON) mod ``seeds``. Stable across
+        processes and machines (unlike ``hash()``), and the same for 2 and 2.0 or numpy scalars."""
+        return self._seed_index(self._find(params), seed)
+
+    def _seed_index(self, k: tuple, seed: int) -> int:
+        h = hashlib.blake2b(f"{self.name}\0{int(seed)}\0".encode() + self._canon[k], digest_size=8)
+        return int.from_bytes(h.digest(), "big") % self.seeds
+
+
+class Table(Grid):
+    """A table of final values: each configuration's validation error per seed, and their mean."""
+
+    def __init__(self, data: Mapping[str, Any], path: str | None = None) -> None:
+        self._read(data, path)
+        self._mean: dict[tuple, float] = {}
+        self._per_seed: dict[tuple, list[float]] = {}
+        for r in self.rows:
+            k = self._add_row(r["params"])
+            self._mean[k] = float(r["mean"])
+            self._per_seed[k] = [float(e) for e in r["val_error"]]
+        self._check_full()
+        self._sorted = sorted(self._mean.values())
+        self.best: float = self._sorted[0]
+        self.worst: float = self._sorted[-1]
+        self.median: float = statistics.median(self._sorted)
+        self.best_params: dict[str, Any] = next(dict(r["params"]) for r in self.rows if float(r["mean"]) == self.best)
 
     def lookup(self, params: Mapping[str, Any], seed: int | None = None) -> float:
         """Mean validation error of ``params`` (or one seed's value). Extra keys are ignored;
@@ -108,16 +139,6 @@ class Table:
         if seed is None:
             return self._mean[k]
         return self._per_seed[k][seed]
-
-    def seed_index(self, params: Mapping[str, Any], seed: int) -> int:
-        """The stored seed (0..seeds-1) that answers ``params`` in :meth:`single_run` for benchmark ``seed``:
-        blake2b of (table name, ``seed``, the stored row's params as JSON) mod ``seeds``. Stable across
-        processes and machines (unlike ``hash()``), and the same for 2 and 2.0 or numpy scalars."""
-        return self._seed_index(self._find(params), seed)
-
-    def _seed_index(self, k: tuple, seed: int) -> int:
-        h = hashlib.blake2b(f"{self.name}\0{int(seed)}\0".encode() + self._canon[k], digest_size=8)
-        return int.from_bytes(h.digest(), "big") % self.seeds
 
     def single_run(self, params: Mapping[str, Any], seed: int) -> float:
         """One training's validation error, as a real search sees it (one run per configuration, with seed
