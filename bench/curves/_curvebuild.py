@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
-from tables._build import grid, key, read_partial  # noqa: E402
+from tables._build import grid, key, read_partial, write_table  # noqa: E402
 
 DIGITS = 5  # decimals kept per curve value (validation sets of 540-599 samples: errors step by ~0.0017)
 DIVERGED = 0.9  # error of a training whose outputs are not finite, from that step on (chance level, 10 classes)
@@ -97,23 +97,8 @@ def build_curves(
                       f"(last: {params} -> step 1 {statistics.fmean(c[0] for c in curves):.4f}, "
                       f"final {final:.4f})", flush=True)
     rows = [done[key(p, names)] for p in grid(space)]  # canonical grid order
-    table = {
-        "name": name,
-        "description": description,
-        "metric": "val_error",
-        "space": space,
-        "ordered": {n: all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
-                    for n, vals in space.items()},
-        "seeds": seeds,
-        "max_steps": max_steps,
-        **(extra or {}),
-        "rows": rows,
-    }
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(table, f, separators=(",", ":"))
-    os.replace(tmp, out)
-    os.remove(partial)
+    table = write_table(out, partial, name, description, space, seeds, {"max_steps": max_steps, **(extra or {})},
+                        rows)
     finals = sorted(statistics.fmean(c[-1] for c in r["curves"]) for r in rows)
     total = sum(r["train_seconds"] * max_steps * seeds for r in rows)
     print(f"wrote {out}: {len(rows)} configurations x {seeds} seeds x {max_steps} steps, "

@@ -44,6 +44,28 @@ def read_partial(out: str, names: list[str]) -> dict[str, dict[str, Any]]:
     return done
 
 
+def write_table(out: str, partial: str, name: str, description: str, space: dict[str, list[Any]], seeds: int,
+                extra: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write a finished table to ``out`` atomically (compact JSON), remove its ``partial`` file; return the table."""
+    table = {
+        "name": name,
+        "description": description,
+        "metric": "val_error",
+        "space": space,
+        "ordered": {n: all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
+                    for n, vals in space.items()},
+        "seeds": seeds,
+        **extra,
+        "rows": rows,
+    }
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(table, f, separators=(",", ":"))
+    os.replace(tmp, out)
+    os.remove(partial)
+    return table
+
+
 def build(
     *,
     name: str,
@@ -98,22 +120,7 @@ def build(
                       f"(last: {params} -> {row['mean']:.4f})", flush=True)
     rows = [done[key(p, names)] for p in grid(space)]  # canonical grid order
     means = sorted(r["mean"] for r in rows)
-    table = {
-        "name": name,
-        "description": description,
-        "metric": "val_error",
-        "space": space,
-        "ordered": {n: all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
-                    for n, vals in space.items()},
-        "seeds": seeds,
-        **(extra or {}),
-        "rows": rows,
-    }
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(table, f, separators=(",", ":"))
-    os.replace(tmp, out)
-    os.remove(partial)
+    table = write_table(out, partial, name, description, space, seeds, extra or {}, rows)
     total = sum(r["train_seconds"] * seeds for r in rows)
     print(f"wrote {out}: {len(rows)} configurations x {seeds} seeds, {os.path.getsize(out)} bytes; "
           f"mean error min {means[0]:.4f} median {statistics.median(means):.4f} max {means[-1]:.4f}; "
