@@ -82,8 +82,7 @@ def test_board_keeps_one_value_per_training_sorted() -> None:
     assert not board.add("a", 1, 0.1)  # the same training again (a message seen twice): ignored
     assert not board.add("a", 2, 0.1)  # not a rung
     assert board.values(1) == [0.2, 0.5, math.inf] and board.values(3) == [] and board.values(7) == []
-    assert board.has("a", 1) and not board.has("a", 3)
-    assert board.counts() == {1: 3, 3: 0}
+    assert board.add("a", 3, 0.4) and board.values(3) == [0.4]  # the same training at another rung
 
 
 def test_crossed_and_rung_values_from_a_curve() -> None:

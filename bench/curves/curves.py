@@ -44,7 +44,6 @@ class CurveTable(Grid):
         self._curves: dict[tuple, list[list[float]]] = {}  # per seed
         self._mean: dict[tuple, list[float]] = {}  # mean over seeds, per step
         self._seconds: dict[tuple, float | None] = {}
-        self._params: dict[tuple, dict[str, Any]] = {}
         for r in self.rows:
             k = self._add_row(r["params"])
             curves = [[float(e) for e in c] for c in r["curves"]]
@@ -55,7 +54,6 @@ class CurveTable(Grid):
             self._mean[k] = [statistics.fmean(v) for v in zip(*curves)]
             s = r.get("train_seconds")
             self._seconds[k] = None if s is None else float(s)
-            self._params[k] = dict(r["params"])
         self._check_full()
         self._finals = sorted(m[-1] for m in self._mean.values())
         self.best: float = self._finals[0]

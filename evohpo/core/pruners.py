@@ -203,13 +203,6 @@ class RungBoard:
         """Every value at ``rung``, sorted ascending (the board's own list: do not change it)."""
         return self._values.get(rung, [])
 
-    def has(self, ind_id: str, rung: int) -> bool:
-        return ind_id in self._seen.get(rung, ())
-
-    def counts(self) -> dict[int, int]:
-        """How many trainings reached each rung."""
-        return {r: len(v) for r, v in self._values.items()}
-
 
 def crossed(rungs: Sequence[int], last: int | None, step: int) -> list[int]:
     """The rungs in (last, step]: those a report at ``step`` reaches, after one at ``last`` (None: the first)."""
