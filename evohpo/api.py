@@ -23,6 +23,7 @@ from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
 from .parallel.failures import FailureWatch
+from .parallel.group import split_workers
 from .parallel.reports import Reports, board_from_curves
 from .parallel.result import SearchResult
 from .parallel.resume import apply_plan, open_checkpoint, stored_meta
@@ -65,7 +66,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
              fsync_interval: float = 10.0, direction: str | None = None, metric: str | None = None,
              initial: Any = None, fingerprint: Any = None, max_failures: int | None = 10,
              max_failure_rate: float | None = None, pruner: str | Pruner | None = None,
-             max_steps: int | None = None, step_budget: int | None = None) -> SearchResult:
+             max_steps: int | None = None, step_budget: int | None = None,
+             ranks_per_worker: int = 1) -> SearchResult:
     """Minimize (or maximize) ``loss_fn(params) -> float`` over ``space`` on every rank of ``comm``; the result
     on all ranks.
 
@@ -97,6 +99,10 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
         step_budget: the search's budget in steps reported across all workers (shared, like ``max_evaluations``;
             needs ``max_steps``; instead of ``generations``/``max_evaluations``): no training starts once it is
             used up, and a training that started runs to its end or its pruning.
+        ranks_per_worker: how many ranks evaluate each individual together (e.g. a DDP training over k GPUs): the
+            ranks of ``comm`` form workers of k consecutive ranks of one node; each worker's first rank breeds,
+            shares and writes the journal, and all k call ``loss_fn``, which finds the worker's communicator in
+            ``evohpo.current().comm`` (``parallel.group``). Budgets, islands and checkpoints count workers.
         grace_period: seconds a running evaluation may finish after SIGTERM/SIGUSR1/SIGINT (None: no limit).
         initial: configurations to evaluate first, dealt to the workers (a list of dicts), or a finished
             search (its directory or ``evohpo.load(DIR)``) whose best that fit ``space`` are (``parallel.warmstart``).
@@ -115,44 +121,54 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     hooks = Callbacks(callbacks)  # checked before anything is written
 
     with StopSignals(grace_period) as signals:  # from the start: a signal during start-up is not fatal
-        transport = as_transport(comm)
-        rank, size = transport.rank, transport.size
-        setup_logging(rank)
-        stored = stored_meta(str(checkpoint), resume, transport) if checkpoint is not None else None
-        layout = IslandLayout.make(size, _islands(islands, island_sizes, stored, size), island_sizes)
-        policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
-                                 emigrant_selection, pollinate)
-        propagator = _strategy(propagator, stored)
-        _check_budget(propagator, generations, max_evaluations or step_budget, time_limit)  # (a resumed grid: none)
-        evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
-        warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
-        directory = plan = None
-        if checkpoint is not None:
-            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint,
-                               describe(pruning), max_steps)
-            directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
-            if plan is not None:
-                apply_plan(plan, evolver, policy, seed)
-        first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
-                        search_total(generations, max_evaluations, size))
-        reports = Reports(pruning, max_steps, goal, board_from_curves(pruning.rungs(max_steps), plan.curves)
-                          if plan else None)
-        limit, done = worker_limit(rank, size, generations, max_evaluations, plan, step_budget)
+        group, comm = split_workers(comm, ranks_per_worker)
+        if group is not None and not group.is_root:  # one of the worker's other ranks: evaluates what its root sends
+            return group.follow(goal.signed(loss_fn), signals)
+        result = None
         try:
-            worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
-                            budget=limit, share_budget=generations is None, done=done,
-                            requeued=[*(plan.requeued if plan else ()), *first], resumed=plan.total_done if plan else 0,
-                            total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
-                            journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
-                            progress_interval=progress_interval, signals=signals,
-                            checkpoint=None if checkpoint is None else str(checkpoint), goal=goal,
-                            failures=failures, reports=reports, step_budget=step_budget is not None)
-            result = _run(worker, hooks, top_n)
+            transport = as_transport(comm)
+            rank, size = transport.rank, transport.size
+            setup_logging(rank)
+            stored = stored_meta(str(checkpoint), resume, transport) if checkpoint is not None else None
+            layout = IslandLayout.make(size, _islands(islands, island_sizes, stored, size), island_sizes)
+            policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
+                                     emigrant_selection, pollinate)
+            propagator = _strategy(propagator, stored)
+            _check_budget(propagator, generations, max_evaluations or step_budget, time_limit)  # (a resumed grid: none)
+            evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
+            warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
+            directory = plan = None
+            if checkpoint is not None:
+                meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint,
+                                   describe(pruning), max_steps, ranks_per_worker)
+                directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
+                if plan is not None:
+                    apply_plan(plan, evolver, policy, seed)
+            first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
+                            search_total(generations, max_evaluations, size))
+            reports = Reports(pruning, max_steps, goal, board_from_curves(pruning.rungs(max_steps), plan.curves)
+                              if plan else None)
+            limit, done = worker_limit(rank, size, generations, max_evaluations, plan, step_budget)
+            try:
+                worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
+                                budget=limit, share_budget=generations is None, done=done,
+                                requeued=[*(plan.requeued if plan else ()), *first], resumed=plan.total_done if plan else 0,
+                                total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
+                                journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
+                                progress_interval=progress_interval, signals=signals,
+                                checkpoint=None if checkpoint is None else str(checkpoint), goal=goal,
+                                failures=failures, reports=reports, step_budget=step_budget is not None,
+                                group=group)
+                result = _run(worker, hooks, top_n)
+            finally:
+                if directory is not None:
+                    directory.close()  # (the journal is closed by the run already, unless it raised); unlock
+                if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
+                    transport.free()
         finally:
-            if directory is not None:
-                directory.close()  # (the journal is closed by the run already, unless it raised); unlock
-            if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
-                transport.free()
+            if group is not None:  # the result to the worker's other ranks (None: the root failed), then free
+                group.release(result)
+                comm.Free()
     _log_done(result, checkpoint, rank)
     return result
 

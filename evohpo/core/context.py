@@ -22,6 +22,13 @@ class EvalContext:
     checkpoint: str | None = None
     reporter: Any = field(default=None, compare=False, repr=False)  # takes ``evohpo.report`` (``core.reporting``)
     island_best: float = math.inf  # the best loss its island knew when it started (minus the value when maximizing)
+    group: Any = field(default=None, compare=False, repr=False)  # the worker's ranks (``parallel.group``), k > 1
+
+    @property
+    def comm(self) -> Any:
+        """The MPI communicator of the ranks that evaluate this individual together (``ranks_per_worker``), or
+        None when one rank does (``ranks_per_worker=1``)."""
+        return self.group.comm if self.group is not None else None
 
 
 _current: ContextVar[EvalContext | None] = ContextVar("evohpo_eval_context", default=None)

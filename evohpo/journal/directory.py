@@ -297,11 +297,12 @@ class CheckpointDirectory:
 
 def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int, strategy: Any = None,
                 goal: Goal | None = None, fingerprint: Any = None, pruner: str | None = None,
-                max_steps: int | None = None) -> dict[str, Any]:
+                max_steps: int | None = None, ranks_per_worker: int = 1) -> dict[str, Any]:
     """What meta.json says of a search: the format, the space's description, the island sizes, the ranks,
     the strategy's name (None for one given as an object), the goal's direction and metric, what
     identifies the objective (``fingerprint``: a JSON-able mapping or string, or None), and the pruner and the
-    most steps a training reports (for readers: a resume may change them)."""
+    most steps a training reports and the ranks per worker (for readers: a resume may change them); ``ranks`` counts
+    workers."""
     if fingerprint is not None:
         try:
             fingerprint = json.loads(json.dumps(fingerprint, allow_nan=False))
@@ -311,4 +312,4 @@ def search_meta(space: Mapping[str, Any], islands: list[int], ranks: int, strate
             raise ValueError(f"fingerprint={fingerprint!r} must be a mapping or a string")
     return {"format": FORMAT, "space": dict(space), "islands": list(islands), "ranks": ranks,
             "strategy": strategy if isinstance(strategy, str) else None, **(goal or Goal()).to_meta(),
-            "fingerprint": fingerprint, "pruner": pruner, "max_steps": max_steps}
+            "fingerprint": fingerprint, "pruner": pruner, "max_steps": max_steps, "ranks_per_worker": ranks_per_worker}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ class StopSignals:
         self.evaluating = False
         self._previous: dict[int, Any] = {}
         self._armed = False  # the timer running is the grace period's
+        self.armed_at: float | None = None  # when the grace period started (the worker's followers follow it)
 
     def _on_stop(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.reason == "received SIGINT":
@@ -41,6 +43,7 @@ class StopSignals:
         ``listener``, from its thread); only where the handlers are installed (the alarm would be fatal else)."""
         if self._previous and self.evaluating and self.grace is not None and not self._armed:
             self._armed = True
+            self.armed_at = time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, max(self.grace, 1e-3))
 
     def _on_alarm(self, signum: int, frame: Any) -> None:

@@ -26,6 +26,7 @@ from .callbacks import Callback, Callbacks, SearchInfo
 from .evaluation import LossFn, evaluate
 from .failures import FailureWatch
 from .gcfreeze import SurvivorFreezer
+from .group import WorkerGroup
 from .islands import IslandExchange
 from .listener import StopListener
 from .progress import ProgressReport
@@ -56,6 +57,7 @@ class Worker:
             returns the signed loss already.
         reports: per-step reports and pruning (``parallel.reports``; None: ``evohpo.report`` is an error).
         step_budget: the budget counts steps (``reports.steps_used``) instead of evaluations.
+        group: this worker's ranks when several evaluate each individual (``parallel.group``; this is its root).
     """
 
     def __init__(self, loss_fn: LossFn, evolver: Evolver, transport: Transport, layout: IslandLayout,
@@ -67,7 +69,7 @@ class Worker:
                  signals: StopSignals | None = None, share_budget: bool = False,
                  state_interval: float = 10.0, goal: Goal | None = None,
                  failures: FailureWatch | None = None, reports: Reports | None = None,
-                 step_budget: bool = False) -> None:
+                 step_budget: bool = False, group: WorkerGroup | None = None) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error={on_error!r} must be one of {ON_ERROR}")
         self.loss_fn, self.evolver, self.transport, self.layout = loss_fn, evolver, transport, layout
@@ -82,6 +84,7 @@ class Worker:
         if reports is not None:
             reports.attach(transport, self.peers, self.journal)
         self.step_budget = step_budget
+        self._run_loss = group.evaluate if group is not None else evaluate
         reserve = (reports.max_steps or 1) if step_budget and reports is not None else 1
         self.budget = Budget(transport, self.peers, budget, done=done, requeued=requeued, share=share_budget,
                              reserve=reserve)
@@ -193,7 +196,7 @@ class Worker:
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint, reporter,
                           leader.loss if leader is not None else math.inf)
         with self._listener.evaluating() if self._listener is not None else nullcontext():
-            out = evaluate(self.loss_fn, params, ctx, self.signals)
+            out = self._run_loss(self.loss_fn, params, ctx, self.signals)
         if out.exception is not None and self.on_error == "raise":
             log.critical("evaluation %s failed with params %s; aborting all ranks\n%s", ind_id, params, out.error)
             self.journal.close()

@@ -1,0 +1,176 @@
+"""torch.distributed over a worker's ranks (``optimize(..., ranks_per_worker=k)``): one process group per worker,
+created at its first evaluation and reused, rebuilt only after a failure broke it, destroyed at the end.
+
+The worker's root opens a ``TCPStore`` on a port the system picks (no fixed port: two searches on one node never
+collide) and sends its address and port to the worker's ranks over MPI. When the loss function leaves on one rank
+in the middle (an exception, an interruption), that rank *breaks* the group and the others follow at once
+(``parallel.group``): with gloo it shuts down the group's connections, so a rank waiting in a collective gets
+"Connection closed by peer" instead of waiting for the collective timeout; with NCCL it aborts the communicator.
+Every rank then rebuilds the group before the next evaluation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.context import current
+
+log = logging.getLogger("evohpo")
+
+TIMEOUT = 1800.0  # seconds a collective may wait for a rank (torch's default); a failure breaks it long before
+_groups: dict[int, _WorkerGroup] = {}  # the process group of each worker this process belongs to (one)
+_setups: list[float] = []  # seconds each setup took on this rank
+
+
+@dataclass
+class _WorkerGroup:
+    """The torch process group of one worker, with what breaking it needs."""
+
+    backend: str
+    rank: int
+    size: int
+    store: Any
+    sockets: list[tuple[int, int]] = field(default_factory=list)  # (fd, inode) of the group's connections
+    broken: bool = False
+
+    def break_(self) -> None:
+        """Make every collective of this group fail now, here and (through the closed connections) on its peers."""
+        self.broken = True
+        if self.backend == "nccl":
+            import torch.distributed as dist
+
+            pg = dist.group.WORLD if dist.is_initialized() else None
+            if pg is not None:
+                pg.abort()
+            return
+        for fd, inode in self.sockets:
+            try:
+                if os.fstat(fd).st_ino != inode:  # closed and reused since: not ours any more
+                    continue
+                sock = socket.socket(fileno=os.dup(fd))
+            except OSError:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def close(self) -> None:
+        """Destroy the process group (the end of the search, or before a rebuild)."""
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        self.store = None
+
+
+def process_group(backend: str | None = None, timeout: float = TIMEOUT, address: str | None = None) -> Any:
+    """torch.distributed's default process group over the ranks of the running evaluation's worker, initialised at
+    the worker's first call and reused by later evaluations (collective: every rank of the worker calls it).
+
+    Args:
+        backend: "gloo" or "nccl" (default: "nccl" where CUDA is available, else "gloo").
+        timeout: seconds a collective waits for a slow rank before it fails.
+        address: where the worker's ranks reach its root (default: 127.0.0.1 when the worker is on one node, else
+            the root's host name's address).
+
+    Returns the group, or None when one rank evaluates each individual (nothing to set up); a RuntimeError outside
+    an evaluation.
+    """
+    ctx = current()
+    if ctx is None:
+        raise RuntimeError("evohpo.hpo.distributed.process_group() was called outside an evaluation: call it inside "
+                           "the loss function that evohpo.optimize(..., ranks_per_worker=k) runs")
+    worker = ctx.group
+    if worker is None or worker.size == 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    mine = _groups.get(id(worker))
+    if mine is not None and not mine.broken and dist.is_initialized() and mine.backend == backend:
+        return dist.group.WORLD
+    if mine is not None:  # broken by a failure (on all ranks alike: the root tells them), or destroyed by others
+        mine.close()
+    _groups[id(worker)] = mine = _create(worker, backend, timeout, address)
+    worker.on_break("torch.distributed", mine.break_)
+    worker.on_close("torch.distributed", lambda: _close(worker))
+    return dist.group.WORLD
+
+
+def setups() -> list[float]:
+    """Seconds each process group setup took on this rank (one per worker, plus one per rebuild after a failure)."""
+    return list(_setups)
+
+
+def _create(worker: Any, backend: str, timeout: float, address: str | None) -> _WorkerGroup:
+    import torch.distributed as dist
+
+    t0 = time.perf_counter()
+    wait = datetime.timedelta(seconds=timeout)
+    store, where = None, None
+    if worker.rank == 0:
+        host = address or ("127.0.0.1" if worker.same_node else socket.gethostbyname(socket.gethostname()))
+        store = dist.TCPStore(host, 0, worker.size, is_master=True, wait_for_workers=False, timeout=wait)
+        where = (host, store.port)  # a port the system chose: free, and ours
+    host, port = worker.comm.bcast(where, root=0)
+    before = _sockets()
+    if store is None:
+        store = dist.TCPStore(host, port, worker.size, is_master=False, timeout=wait)
+    dist.init_process_group(backend, store=store, rank=worker.rank, world_size=worker.size, timeout=wait)
+    if backend == "gloo":
+        dist.barrier()  # every connection of the group is open: the ones to break on a failure
+    group = _WorkerGroup(backend, worker.rank, worker.size, store, _connections(_sockets() - before, port))
+    _setups.append(time.perf_counter() - t0)
+    return group
+
+
+def _close(worker: Any) -> None:
+    mine = _groups.pop(id(worker), None)
+    if mine is not None:
+        mine.close()
+
+
+def _sockets() -> set[int]:
+    """This process's open socket descriptors."""
+    out = set()
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        try:
+            if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                out.add(int(name))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _connections(fds: set[int], store_port: int) -> list[tuple[int, int]]:
+    """The connected sockets among ``fds`` that are not the store's (breaking a listener or the store would take the
+    process down with it): the group's connections to its peers, with their inodes."""
+    out = []
+    for fd in sorted(fds):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                continue
+            local, peer = sock.getsockname(), sock.getpeername()
+            if store_port in (local[1], peer[1]):
+                continue
+            out.append((fd, os.fstat(fd).st_ino))
+        except (OSError, IndexError, TypeError):
+            continue
+        finally:
+            sock.close()
+    return out

@@ -1,0 +1,112 @@
+"""Workers of several ranks under ``mpiexec -n N python -m mpi4py tests/mpi_group.py SCENARIO K CHECKPOINT BUDGET``.
+
+Scenarios (each rank of a worker calls the loss; ``test_group_mpi.py`` asserts on what they saw):
+
+- ``mpi``: the loss all-reduces over ``evohpo.current().comm``; a non-root rank raises for x in [0.8, 0.9) and
+  returns a different loss for x in [0.7, 0.75); every rank reports 3 steps.
+- ``torch``: a gloo process group per worker (``evohpo.hpo.distributed``); 6 steps of all-reduce; a non-root rank
+  raises before the first all-reduce for x in [0.8, 0.9), while its root waits in that all-reduce; ASHA prunes.
+- ``stop``: as ``torch`` with 40 steps of 50 ms; world rank 0 sends itself SIGTERM during its third evaluation (not when resuming);
+  the grace period is 0.3 s, so the running trainings are interrupted on every rank of every worker.
+- ``stop-mpi``: as ``stop`` without collectives: the followers learn of the grace period from their root.
+
+World rank 0 prints one JSON line (prefixed ``RESULT``): each rank's calls (id, worker, rank in the worker, size,
+what happened), its process group setups, and the result's counts and failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+from mpi4py import MPI
+
+import evohpo
+from evohpo.core.reporting import Pruned
+
+
+def main(scenario: str, k: str, checkpoint: str, budget: str) -> None:
+    world = MPI.COMM_WORLD
+    calls: list[dict] = []
+    fresh = world.bcast(not os.path.exists(checkpoint))  # (a resumed search gets no signal)
+
+    def mpi_loss(params: dict) -> float:
+        ctx = evohpo.current()
+        comm, x = ctx.comm, params["x"]
+        call = {"id": ctx.id, "worker": ctx.rank, "rank": comm.rank, "size": comm.size, "what": "ok"}
+        calls.append(call)
+        value = comm.allreduce(x) / comm.size
+        for step in range(1, 4):
+            evohpo.report(step, value + 1.0 / step)
+        if 0.8 <= x < 0.9 and comm.rank == comm.size - 1:
+            call["what"] = "raised"
+            raise ValueError(f"injected failure on rank {comm.rank} of the worker")
+        if 0.7 <= x < 0.75 and comm.rank == comm.size - 1:
+            call["what"] = "differs"
+            return value + 1.0
+        return value
+
+    def torch_loss(params: dict) -> float:
+        import torch
+        import torch.distributed as dist
+
+        from evohpo.hpo.distributed import process_group
+
+        ctx = evohpo.current()
+        comm, x = ctx.comm, params["x"]
+        call = {"id": ctx.id, "worker": ctx.rank, "rank": comm.rank, "size": comm.size, "what": "ok"}
+        calls.append(call)
+        collective = scenario != "stop-mpi"
+        if collective:
+            process_group()
+        steps, pause = (40, 0.05) if scenario.startswith("stop") else (6, 0.0)
+        if scenario.startswith("stop") and fresh and world.rank == 0 and len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        value = 0.0
+        try:
+            for step in range(1, steps + 1):
+                if step == 1 and 0.8 <= x < 0.9 and comm.rank == comm.size - 1:
+                    call["what"] = "raised"
+                    raise ValueError(f"injected failure on rank {comm.rank} of the worker")
+                time.sleep(pause)
+                t = torch.tensor([x + step]) * (1 if collective else comm.size)
+                if collective:
+                    dist.all_reduce(t)
+                value = float(t) / comm.size - step
+                if collective:  # (without: nothing but the root's ARM tells a follower of the grace period)
+                    evohpo.report(step, (value - 0.3) ** 2 + 1.0 / step)
+        except Pruned:
+            call["what"] = "pruned"
+            raise
+        except ValueError:
+            raise
+        except BaseException as e:
+            call["what"] = type(e).__name__
+            raise
+        return (value - 0.3) ** 2 + 1.0 / steps
+
+    loss = mpi_loss if scenario == "mpi" else torch_loss
+    kw = {"max_steps": 3, "pruner": "none"} if scenario == "mpi" else \
+        {"max_steps": 40, "pruner": "none"} if scenario.startswith("stop") else {"max_steps": 6, "pruner": "asha"}
+    r = evohpo.optimize(loss, {"x": (0.0, 1.0)}, comm=world, ranks_per_worker=int(k), max_evaluations=int(budget),
+                        seed=5, checkpoint=checkpoint, progress_interval=1e9, grace_period=0.3, max_failures=None,
+                        **kw)
+    setups = []
+    if scenario in ("torch", "stop"):
+        from evohpo.hpo.distributed import setups as setup_times
+
+        setups = setup_times()
+    failed = [{"id": i.id, "x": i.params["x"], "error": i.error, "status": i.status}
+              for i in evohpo.load(checkpoint).individuals if i.status != "ok"] if world.rank == 0 else []
+    seen = world.gather({"world": world.rank, "calls": calls, "setups": setups, "reason": r.reason,
+                         "n_evaluations": r.n_evaluations, "n_failed": r.n_failed, "n_pruned": r.n_pruned,
+                         "best": r.best_value})
+    if world.rank == 0:
+        print("RESULT " + json.dumps({"ranks": seen, "failed": failed}), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
