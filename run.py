@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="what the search optimizes: val_acc is maximized, val_loss minimized")
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds after which no training starts (default: none)")
+    p.add_argument("--ranks-per-worker", type=int, default=1, metavar="K",
+                   help="ranks that train each configuration together with DDP, one device each (the ranks must "
+                        "be a multiple of K; budgets and islands count workers of K ranks)")
     p.add_argument("--grace-period", type=float, default=60.0,
                    help="seconds a running training may finish after SIGTERM/SIGUSR1 before it is interrupted")
     args = p.parse_args(argv)
@@ -101,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.checkpoint = f"checkpoints/run-{args.dataset}"  # another dataset is another search
     if args.log_dir is None:
         args.log_dir = f"runs/{args.dataset}"
-    for name in ("generations", "step_budget", "islands", "epochs", "max_channels", "pop_size"):
+    for name in ("generations", "step_budget", "islands", "epochs", "max_channels", "pop_size", "ranks_per_worker"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not 0.0 <= args.migration_prob <= 1.0:
@@ -129,10 +132,16 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    if args.islands > size:
+    if size % args.ranks_per_worker:
         if rank == 0:
-            print(f"run.py: error: --islands must be <= the number of ranks ({size}), got {args.islands}",
-                  file=sys.stderr)
+            print(f"run.py: error: --ranks-per-worker {args.ranks_per_worker} must divide the number of ranks "
+                  f"({size})", file=sys.stderr)
+        return 2
+    workers = size // args.ranks_per_worker
+    if args.islands > workers:
+        if rank == 0:
+            print(f"run.py: error: --islands must be <= the number of workers ({workers}: {size} ranks, "
+                  f"{args.ranks_per_worker} per worker), got {args.islands}", file=sys.stderr)
         return 2
     device = setup_device(comm)  # collective: node-local rank -> GPU, or a share of the CPU cores
     data = _collective(comm, f"loading dataset {args.dataset!r}",  # one download per node
@@ -172,12 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         resume=not args.fresh,
         time_limit=args.time_limit,
         grace_period=args.grace_period,
+        ranks_per_worker=args.ranks_per_worker,
         direction=DIRECTIONS[args.metric],
         metric=args.metric,
         callbacks=[] if log_dir is None else [TensorBoardProgress(log_dir / "search")],
     )
     if rank == 0:
-        _report(result, device.accelerator, size)
+        _report(result, device.accelerator, size, args.ranks_per_worker)
         _report_model(result, args.checkpoint)
         print(f"journals: {args.checkpoint} (python -m evohpo summary {args.checkpoint})")
         if log_dir is not None:
@@ -216,7 +226,7 @@ def _backup_runs(checkpoint: str, log_dir: Path) -> Path | None:
         return backup_runs(log_dir)
 
 
-def _report(result: Any, accelerator: str, size: int) -> None:
+def _report(result: Any, accelerator: str, size: int, ranks_per_worker: int = 1) -> None:
     """Print the best configuration and its validation score."""
     best = result.best
     if best is None:
@@ -230,6 +240,7 @@ def _report(result: Any, accelerator: str, size: int) -> None:
         f"{result.n_evaluations} evaluations in this run ({result.n_failed} failed"
         f"{f', {pruned} pruned' if pruned else ''}"
         f"{f', {result.resumed} resumed' if result.resumed else ''}) on {size} ranks ({accelerator})"
+        f"{f', {size // ranks_per_worker} workers of {ranks_per_worker}' if ranks_per_worker > 1 else ''}"
     )
     print("params:", json.dumps({k: _plain(v) for k, v in best.params.items()}, sort_keys=True))
 

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.plugins.environments import ClusterEnvironment
 from lightning.pytorch.callbacks import Callback
 
 from ..core import context
 from ..core.reporting import report
 
-__all__ = ["EvohpoCallback"]
+__all__ = ["EvohpoCallback", "WorkerEnvironment"]
 
 log = logging.getLogger("evohpo")
 
@@ -71,6 +72,10 @@ class EvohpoCallback(Callback):
       ``EvohpoCallback`` made in a process wraps ``lightning.pytorch.Trainer.__init__`` once: Trainers without an
       ``EvohpoCallback`` are left as they are. Lightning's rank-zero logging is set to rank 0 (under ``srun``
       Lightning guesses the rank from ``SLURM_PROCID`` and would drop the logs of every other rank).
+    - **Several ranks per individual** (``optimize(..., ranks_per_worker=k)``): the Trainer becomes a DDP training
+      over the worker's k ranks instead, one device per rank (``WorkerEnvironment``; the process group of
+      ``evohpo.hpo.distributed``, set up once per worker and reused). Every rank reports; the worker's root
+      decides, so all k stop at the same epoch. Only the root's loggers write (Lightning's rank zero).
 
     Outside an evaluation (the same script run on its own) the callback only keeps ``history`` and checks
     ``monitor``; the Trainer is left as Lightning makes it, unless ``isolate=True``.
@@ -116,7 +121,8 @@ class EvohpoCallback(Callback):
         if stage == "fit":
             self.history, self.reported = [], []
         if self.isolating():
-            _single_process_lightning()
+            if worker_comm() is None:
+                _single_process_lightning()
             _keep_lightning_off_the_signals(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -235,7 +241,10 @@ def _install_trainer_hook() -> None:
 
         @functools.wraps(init)
         def __init__(self: pl.Trainer, *args: Any, **kwargs: Any) -> None:  # noqa: N807 (it becomes Trainer.__init__)
-            if _isolates(kwargs.get("callbacks")):
+            comm = worker_comm()
+            if _isolates(kwargs.get("callbacks")) and comm is not None:
+                kwargs = _ddp_over_worker(kwargs, comm)
+            elif _isolates(kwargs.get("callbacks")):
                 kwargs["plugins"] = _with_lightning_environment(kwargs.get("plugins"), kwargs.get("strategy"))
                 _single_process_lightning()
                 # Lightning's checkpoint connector probes for SLURM on every fit; under mpirun on a SLURM machine it
@@ -245,6 +254,82 @@ def _install_trainer_hook() -> None:
 
         __init__._evohpo_hook = True  # type: ignore[attr-defined]
         pl.Trainer.__init__ = __init__  # type: ignore[method-assign]
+
+
+def worker_comm() -> Any:
+    """The communicator of the running evaluation's worker when several ranks evaluate it together, else None."""
+    comm = getattr(context.current(), "comm", None)
+    return comm if comm is not None and comm.Get_size() > 1 else None
+
+
+class WorkerEnvironment(ClusterEnvironment):
+    """Lightning's view of one worker of ``ranks_per_worker=k`` ranks: k "nodes" of one device each (rank r is node
+    r, local rank 0), so that every rank trains on the one device its Trainer names; the processes exist already
+    and their process group too (``evohpo.hpo.distributed``), so Lightning neither launches nor connects."""
+
+    def __init__(self, rank: int, size: int) -> None:
+        self._rank, self._size = rank, size
+
+    @property
+    def creates_processes_externally(self) -> bool:
+        return True
+
+    @property
+    def main_address(self) -> str:
+        return "127.0.0.1"  # (unused: the process group is up before the Trainer connects)
+
+    @property
+    def main_port(self) -> int:
+        return 0
+
+    @staticmethod
+    def detect() -> bool:
+        return False
+
+    def world_size(self) -> int:
+        return self._size
+
+    def set_world_size(self, size: int) -> None:
+        if size != self._size:
+            raise ValueError(f"the Trainer asks for {size} processes, but the worker has {self._size} ranks: one "
+                             "device per rank (devices=1 or [index]) and num_nodes left to evohpo")
+
+    def global_rank(self) -> int:
+        return self._rank
+
+    def set_global_rank(self, rank: int) -> None:
+        pass  # the worker's rank, fixed
+
+    def local_rank(self) -> int:
+        return 0
+
+    def node_rank(self) -> int:
+        return self._rank
+
+
+def _ddp_over_worker(kwargs: dict[str, Any], comm: Any) -> dict[str, Any]:
+    """Trainer arguments for a DDP training over the worker's ranks: its process group (set up now, collective),
+    a ``WorkerEnvironment``, ``strategy="ddp"`` unless the user chose a strategy object, one device per rank."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from .distributed import process_group
+
+    devices = kwargs.get("devices", "auto")
+    if not (devices in ("auto", 1, -1) or (isinstance(devices, (list, tuple)) and len(devices) == 1)):
+        raise ValueError(f"devices={devices!r}: with ranks_per_worker each rank of the worker trains on one device "
+                         "(devices=1 or [index]); the worker's ranks are the DDP processes")
+    process_group()
+    out = dict(kwargs)
+    items = [] if out.get("plugins") is None else list(out["plugins"]) if isinstance(out["plugins"], (list, tuple)) \
+        else [out["plugins"]]
+    if not any(isinstance(p, ClusterEnvironment) for p in items):
+        items = [*items, WorkerEnvironment(comm.Get_rank(), comm.Get_size())]
+    out["plugins"] = items
+    if isinstance(out.get("strategy", "auto"), str) and out.get("strategy", "auto") in ("auto", "ddp"):
+        out["strategy"] = DDPStrategy()
+    out["num_nodes"] = comm.Get_size()
+    out["devices"] = 1 if devices in ("auto", -1) else devices
+    return out
 
 
 def _isolates(callbacks: Any) -> bool:
@@ -258,7 +343,7 @@ def _isolates(callbacks: Any) -> bool:
 def _with_lightning_environment(plugins: Any, strategy: Any = None) -> Any:
     """``plugins`` plus a ``LightningEnvironment``, unless they or the ``strategy`` object already name a cluster
     environment (the user's choice wins)."""
-    from lightning.fabric.plugins.environments import ClusterEnvironment, LightningEnvironment
+    from lightning.fabric.plugins.environments import LightningEnvironment
 
     items = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if any(isinstance(p, ClusterEnvironment) for p in items):

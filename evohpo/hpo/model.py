@@ -126,7 +126,7 @@ def _make_module(params: Mapping[str, Any], input_shape: tuple[int, int, int], n
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             x, y = batch
             loss = F.cross_entropy(self(x), y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
             return loss
 
         def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -138,8 +138,13 @@ def _make_module(params: Mapping[str, Any], input_shape: tuple[int, int, int], n
             self.val_acc.update(logits, y)
 
         def on_validation_epoch_end(self) -> None:
-            acc = float(self.val_acc.compute())
-            loss = float(self._val_loss_sum) / max(self._val_count, 1)
+            acc = float(self.val_acc.compute())  # (summed over the ranks of a DDP training by torchmetrics)
+            total = torch.stack([self._val_loss_sum.detach().double().cpu(), torch.tensor(float(self._val_count),
+                                                                                          dtype=torch.float64)])
+            if torch.distributed.is_available() and torch.distributed.is_initialized():  # DDP: every rank's shard
+                total = total.to(self.device)
+                torch.distributed.all_reduce(total)
+            loss = float(total[0]) / max(float(total[1]), 1.0)
             self.val_acc.reset()
             self._val_loss_sum, self._val_count = torch.zeros(()), 0
             if not math.isfinite(loss):

@@ -34,16 +34,25 @@ METRICS = ("val_acc", "val_loss")
 log = logging.getLogger("evohpo")
 
 
-def _loader(dataset: Any, batch_size: int, shuffle: bool, seed: int) -> Any:
-    """A DataLoader that slices whole batches out of in-memory tensors (no per-sample collation)."""
+def _loader(dataset: Any, batch_size: int, shuffle: bool, seed: int, shard: tuple[int, int] | None = None) -> Any:
+    """A DataLoader that slices whole batches out of in-memory tensors (no per-sample collation); with ``shard`` =
+    (rank, ranks) the rank's part for a DDP training: training batches from a ``DistributedSampler`` (the same
+    number on every rank, reshuffled each epoch), validation batches from every ranks-th sample (each once)."""
     import torch
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+    from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-    if shuffle:
-        sampler: Any = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    if shard is not None and shuffle:
+        sampler: Any = DistributedSampler(dataset, num_replicas=shard[1], rank=shard[0], shuffle=True, seed=seed)
+    elif shard is not None:
+        sampler = range(shard[0], len(dataset), shard[1])
+    elif shuffle:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     else:
         sampler = SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False))
+    batches = BatchSampler(sampler, batch_size, drop_last=False)
+    if hasattr(sampler, "set_epoch"):  # Lightning calls the loader's sampler's set_epoch every epoch: reshuffle
+        batches.set_epoch = sampler.set_epoch  # type: ignore[attr-defined]
+    return DataLoader(dataset, batch_size=None, sampler=batches)
 
 
 def _params_seed(params: Mapping[str, Any], seed: int) -> int:
@@ -125,8 +134,9 @@ class LightningObjective:
             return f"local-{os.getpid()}-{next(self._counter):04d}"
         return f"trial-{ctx.id}".replace("/", "_").replace(os.sep, "_")
 
-    def _trainer(self, logger: Any, steps_per_epoch: int, extra: Sequence[Any] = ()) -> Any:
-        """A Trainer for one training on this rank's device, with early stopping on the metric and reports."""
+    def _trainer(self, logger: Any, steps_per_epoch: int, extra: Sequence[Any] = (), ddp: bool = False) -> Any:
+        """A Trainer for one training on this rank's device, with early stopping on the metric and reports; with
+        ``ddp`` one rank of a DDP training over the worker's ranks (``EvohpoCallback`` makes it one)."""
         import lightning
         from lightning.pytorch.callbacks import EarlyStopping
         from lightning.pytorch.plugins.environments import LightningEnvironment
@@ -146,7 +156,8 @@ class LightningObjective:
             # LightningEnvironment: no SLURM/MPI cluster detection, hence no SLURM auto-requeue (SIGUSR1)
             # handler and no multi-process world built from SLURM_NTASKS or the MPI communicator (EvohpoCallback
             # with isolate=True would add it; named here all the same).
-            plugins=[LightningEnvironment()],
+            plugins=[] if ddp else [LightningEnvironment()],
+            use_distributed_sampler=False,  # (DDP: the loaders are the rank's shards already)
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
@@ -165,9 +176,11 @@ class LightningObjective:
         import torch
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        from .callback import _single_process_lightning
+        from .callback import _single_process_lightning, worker_comm
 
-        _single_process_lightning()
+        comm = worker_comm()  # several ranks train this configuration together (DDP), or None
+        if comm is None:
+            _single_process_lightning()
         if self.quiet:
             for name in ("lightning.pytorch", "lightning.fabric"):
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -177,24 +190,26 @@ class LightningObjective:
         seed = _params_seed(params, self.seed)
         torch.manual_seed(seed)
         module = _make_module(params, self.data.input_shape, self.data.num_classes)
-        train = _loader(self.data.train, batch_size, shuffle=True, seed=seed)
-        val = _loader(self.data.val, 512, shuffle=False, seed=seed)
+        shard = None if comm is None else (comm.Get_rank(), comm.Get_size())
+        train = _loader(self.data.train, batch_size, shuffle=True, seed=seed, shard=shard)
+        val = _loader(self.data.val, 512, shuffle=False, seed=seed, shard=shard)
 
         logger: Any = False
-        if self.log_dir is not None:
+        if self.log_dir is not None and (comm is None or comm.Get_rank() == 0):  # one run per training
             run = claim_run_dir(self.log_dir, self.run_name())  # never shared: one directory per attempt
             logger = TensorBoardLogger(self.log_dir, name="", version=run.name, default_hp_metric=False)
         ctx = context.current()
         to_beat = None  # the signed score a training must beat to keep its weights (None: keep none)
-        if ctx is not None and ctx.checkpoint is not None:
+        if ctx is not None and ctx.checkpoint is not None and (comm is None or comm.Get_rank() == 0):
             to_beat = float(getattr(ctx, "island_best", math.inf))  # (an EvalContext without the field: inf)
         start = time.perf_counter()
         trial = _trial_callback(self, params, logger, start, to_beat)
-        trainer = self._trainer(logger, steps_per_epoch=len(train), extra=[trial])
+        trainer = self._trainer(logger, steps_per_epoch=len(train), extra=[trial], ddp=comm is not None)
         sigint = signal.getsignal(signal.SIGINT)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", ".*sync_dist=True.*")  # (DDP: the validation metrics are global)
             warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*", FutureWarning)
             # Lightning probes for SLURM on every fit (checkpoint resume) even with LightningEnvironment.
             warnings.filterwarnings("ignore", ".*`srun` command is available on your system.*")
