@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from .parallel.budget import search_total, worker_limit
 from .parallel.callbacks import Callback, Callbacks
 from .parallel.evaluation import LossFn
 from .parallel.failures import FailureWatch
-from .parallel.group import split_workers
+from .parallel.group import WorkerSplit
 from .parallel.reports import Reports, board_from_curves
 from .parallel.result import SearchResult
 from .parallel.resume import apply_plan, open_checkpoint, stored_meta
@@ -120,55 +121,52 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
     check_metric(goal.metric)
     hooks = Callbacks(callbacks)  # checked before anything is written
 
-    with StopSignals(grace_period) as signals:  # from the start: a signal during start-up is not fatal
-        group, comm = split_workers(comm, ranks_per_worker)
-        if group is not None and not group.is_root:  # one of the worker's other ranks: evaluates what its root sends
-            return group.follow(goal.signed(loss_fn), signals)
-        result = None
+    with contextlib.ExitStack() as stack:
+        signals = stack.enter_context(StopSignals(grace_period))  # from the start: a signal in start-up is not fatal
+        workers = stack.enter_context(WorkerSplit(comm, ranks_per_worker))
+        if workers.follower:  # one of a worker's other ranks: evaluates what its root sends, returns the result
+            return workers.follow(goal.signed(loss_fn), signals)
+        comm = workers.comm
+        transport = as_transport(comm)
+        rank, size = transport.rank, transport.size
+        setup_logging(rank)
+        stored = stored_meta(str(checkpoint), resume, transport) if checkpoint is not None else None
+        layout = IslandLayout.make(size, _islands(islands, island_sizes, stored, size), island_sizes)
+        policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
+                                 emigrant_selection, pollinate)
+        propagator = _strategy(propagator, stored)
+        _check_budget(propagator, generations, max_evaluations or step_budget, time_limit)  # (a resumed grid: none)
+        evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
+        warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
+        directory = plan = None
+        if checkpoint is not None:
+            meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint,
+                               describe(pruning), max_steps, ranks_per_worker)
+            directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
+            if plan is not None:
+                apply_plan(plan, evolver, policy, seed)
+        first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
+                        search_total(generations, max_evaluations, size))
+        reports = Reports(pruning, max_steps, goal, board_from_curves(pruning.rungs(max_steps), plan.curves)
+                          if plan else None)
+        limit, done = worker_limit(rank, size, generations, max_evaluations, plan, step_budget)
         try:
-            transport = as_transport(comm)
-            rank, size = transport.rank, transport.size
-            setup_logging(rank)
-            stored = stored_meta(str(checkpoint), resume, transport) if checkpoint is not None else None
-            layout = IslandLayout.make(size, _islands(islands, island_sizes, stored, size), island_sizes)
-            policy = MigrationPolicy(make_topology(topology, layout.n_islands), migration_prob, emigrants,
-                                     emigrant_selection, pollinate)
-            propagator = _strategy(propagator, stored)
-            _check_budget(propagator, generations, max_evaluations or step_budget, time_limit)  # (a resumed grid: none)
-            evolver = _evolver(space, propagator, pop_size, layout, rank, size, seed)
-            warm = configurations(initial, space, sum(pop_size or max(8, 2 * s) for s in layout.sizes))
-            directory = plan = None
-            if checkpoint is not None:
-                meta = search_meta(space.describe(), list(layout.sizes), size, propagator, goal, fingerprint,
-                                   describe(pruning), max_steps, ranks_per_worker)
-                directory, plan = open_checkpoint(str(checkpoint), meta, resume, transport, layout, fsync_interval)
-                if plan is not None:
-                    apply_plan(plan, evolver, policy, seed)
-            first = enqueue(warm, evolver, layout, rank, already_run(str(checkpoint), space) if warm and plan else set(),
-                            search_total(generations, max_evaluations, size))
-            reports = Reports(pruning, max_steps, goal, board_from_curves(pruning.rungs(max_steps), plan.curves)
-                              if plan else None)
-            limit, done = worker_limit(rank, size, generations, max_evaluations, plan, step_budget)
-            try:
-                worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
-                                budget=limit, share_budget=generations is None, done=done,
-                                requeued=[*(plan.requeued if plan else ()), *first], resumed=plan.total_done if plan else 0,
-                                total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
-                                journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
-                                progress_interval=progress_interval, signals=signals,
-                                checkpoint=None if checkpoint is None else str(checkpoint), goal=goal,
-                                failures=failures, reports=reports, step_budget=step_budget is not None,
-                                group=group)
-                result = _run(worker, hooks, top_n)
-            finally:
-                if directory is not None:
-                    directory.close()  # (the journal is closed by the run already, unless it raised); unlock
-                if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
-                    transport.free()
+            worker = Worker(goal.signed(loss_fn), evolver, transport, layout, policy,
+                            budget=limit, share_budget=generations is None, done=done,
+                            requeued=[*(plan.requeued if plan else ()), *first], resumed=plan.total_done if plan else 0,
+                            total_budget=search_total(generations, max_evaluations, size), time_limit=time_limit,
+                            journal=directory.journal if directory else None, on_error=on_error, callbacks=hooks,
+                            progress_interval=progress_interval, signals=signals,
+                            checkpoint=None if checkpoint is None else str(checkpoint), goal=goal,
+                            failures=failures, reports=reports, step_budget=step_budget is not None,
+                            group=workers.group)
+            result = _run(worker, hooks, top_n)
         finally:
-            if group is not None:  # the result to the worker's other ranks (None: the root failed), then free
-                group.release(result)
-                comm.Free()
+            if directory is not None:
+                directory.close()  # (the journal is closed by the run already, unless it raised); unlock
+            if transport is not comm:  # ours (a Dup of the communicator), not one the caller handed in
+                transport.free()
+        workers.result = result  # (for the worker's other ranks)
     _log_done(result, checkpoint, rank)
     return result
 

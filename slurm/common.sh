@@ -31,6 +31,8 @@
 #                        backup folder); never on a requeued run or on a later job of a chain
 #   EVOHPO_SKIP_IF_FINISHED  1: do not launch when DIR already holds a finished search (later chain jobs)
 #   EVOHPO_ACCEPT        a 'done' reason prefix that also counts as finished (e.g. "time limit")
+#   EVOHPO_RANKS_PER_WORKER  ranks per worker (run.py --ranks-per-worker; ddp-node.sbatch sets it): journals to
+#                        wait for before a SIGUSR1 is passed on = SLURM_NTASKS / this
 
 evohpo_log() { printf '[evohpo-slurm %s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*"; }
 
@@ -70,11 +72,13 @@ evohpo_finished() {
   "$PYTHON" "$EVOHPO_ROOT/slurm/finished.py" "${extra[@]}" "$@" "$EVOHPO_CHECKPOINT"
 }
 
-# Whether every rank of this run has written to its journal since the launch: then it is inside
+# Whether every worker of this run has written to its journal since the launch: then every rank is inside
 # evohpo.optimize and handles SIGUSR1 (before that, Python's default action for SIGUSR1 ends the process).
+# With EVOHPO_RANKS_PER_WORKER=k (ddp-node.sbatch) only the SLURM_NTASKS/k workers' roots write journals, after
+# the split that every rank makes inside optimize.
 _evohpo_ranks_ready() {
   local r f
-  for ((r = 0; r < ${SLURM_NTASKS:-1}; r++)); do
+  for ((r = 0; r < ${SLURM_NTASKS:-1} / ${EVOHPO_RANKS_PER_WORKER:-1}; r++)); do
     printf -v f '%s/journal-r%04d.jsonl' "$EVOHPO_CHECKPOINT" "$r"
     [[ $f -nt $_EVOHPO_MARK ]] || return 1
   done

@@ -6,9 +6,13 @@ Scenarios (each rank of a worker calls the loss; ``test_group_mpi.py`` asserts o
   returns a different loss for x in [0.7, 0.75); every rank reports 3 steps.
 - ``torch``: a gloo process group per worker (``evohpo.hpo.distributed``); 6 steps of all-reduce; a non-root rank
   raises before the first all-reduce for x in [0.8, 0.9), while its root waits in that all-reduce; ASHA prunes.
-- ``stop``: as ``torch`` with 40 steps of 50 ms; world rank 0 sends itself SIGTERM during its third evaluation (not when resuming);
-  the grace period is 0.3 s, so the running trainings are interrupted on every rank of every worker.
+- ``stop``: as ``torch`` with 40 steps of 50 ms, no pruning; world rank 0 sends itself SIGTERM during its third
+  evaluation (not when resuming); the grace period is 0.3 s, so the running trainings are interrupted on every rank
+  of every worker.
 - ``stop-mpi``: as ``stop`` without collectives: the followers learn of the grace period from their root.
+- ``lightning``: a user's own LightningModule and Trainer with ``EvohpoCallback`` (DDP over the worker, gloo):
+  4 epochs of a linear model, ASHA at epochs 1 and 3; a non-root rank raises in its second training step for
+  x in [0.55, 0.95) while its root waits in DDP's gradient all-reduce.
 
 World rank 0 prints one JSON line (prefixed ``RESULT``): each rank's calls (id, worker, rank in the worker, size,
 what happened), its process group setups, and the result's counts and failures.
@@ -21,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from mpi4py import MPI
 
@@ -88,14 +93,60 @@ def main(scenario: str, k: str, checkpoint: str, budget: str) -> None:
             raise
         return (value - 0.3) ** 2 + 1.0 / steps
 
-    loss = mpi_loss if scenario == "mpi" else torch_loss
+    def lightning_loss(params: dict) -> float:
+        import lightning
+        import torch
+
+        from evohpo.hpo import EvohpoCallback
+
+        ctx = evohpo.current()
+        comm, x = ctx.comm, params["x"]
+        call = {"id": ctx.id, "worker": ctx.rank, "rank": comm.rank, "size": comm.size, "what": "ok"}
+        calls.append(call)
+
+        class Linear(lightning.LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.w = torch.nn.Linear(1, 1)
+
+            def training_step(self, batch: Any, i: int) -> Any:
+                if self.current_epoch == 0 and i == 1 and 0.55 <= x < 0.95 and comm.rank == comm.size - 1:
+                    call["what"] = "raised"
+                    raise ValueError(f"injected failure on rank {comm.rank} of the worker")
+                u, v = batch
+                return ((self.w(u) - v) ** 2).mean()
+
+            def validation_step(self, batch: Any, i: int) -> None:
+                u, v = batch
+                self.log("score", ((self.w(u) - v) ** 2).mean() + (x - 0.3) ** 2, sync_dist=True)
+
+            def configure_optimizers(self) -> Any:
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        g = torch.Generator().manual_seed(0)
+        u = torch.rand(64, 1, generator=g)
+        data = torch.utils.data.TensorDataset(u, 2 * u)
+        loader = torch.utils.data.DataLoader(data, batch_size=8)
+        cb = EvohpoCallback("score", metrics=False)
+        trainer = lightning.Trainer(max_epochs=4, callbacks=[cb], logger=False, enable_checkpointing=False,
+                                    enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+        try:
+            trainer.fit(Linear(), loader, loader)
+        except Pruned:
+            call["what"] = "pruned"
+            raise
+        call["world_size"] = trainer.world_size
+        return min(v for _, v in cb.history)
+
+    loss = {"mpi": mpi_loss, "lightning": lightning_loss}.get(scenario, torch_loss)
     kw = {"max_steps": 3, "pruner": "none"} if scenario == "mpi" else \
+        {"max_steps": 4, "pruner": "asha"} if scenario == "lightning" else \
         {"max_steps": 40, "pruner": "none"} if scenario.startswith("stop") else {"max_steps": 6, "pruner": "asha"}
     r = evohpo.optimize(loss, {"x": (0.0, 1.0)}, comm=world, ranks_per_worker=int(k), max_evaluations=int(budget),
                         seed=5, checkpoint=checkpoint, progress_interval=1e9, grace_period=0.3, max_failures=None,
                         **kw)
     setups = []
-    if scenario in ("torch", "stop"):
+    if scenario in ("torch", "stop", "lightning"):
         from evohpo.hpo.distributed import setups as setup_times
 
         setups = setup_times()

@@ -110,3 +110,20 @@ def test_a_stop_signal_interrupts_every_rank_and_a_restart_with_another_k_reruns
     assert interrupted <= rerun
     done = restore(ckpt)
     assert done.n_evaluations == 12 and not done.unfinished
+
+
+@pytest.mark.parametrize(("ranks", "k"), SHAPES)
+def test_a_users_lightning_trainer_becomes_ddp_over_the_worker(ranks: int, k: int, tmp_path: Path) -> None:
+    seen = run("lightning", ranks, k, tmp_path / "ckpt", 30)
+    check_agreement(seen, k, 30)
+    finished = [c for r in seen["ranks"] for c in r["calls"] if c["what"] == "ok" and "world_size" in c]
+    assert finished and all(c["world_size"] == k for c in finished)  # one DDP training of k processes
+    injected = {c["id"] for r in seen["ranks"] for c in r["calls"] if c["what"] == "raised"}
+    failed = {f["id"]: f for f in seen["failed"] if f["status"] == "failed"}
+    assert set(failed) == injected and injected  # the root waited in DDP's all-reduce: failed, not hung
+    for f in failed.values():
+        assert f["error"].startswith(f"rank {k - 1} of the worker failed first")
+        assert f["error"].endswith(f"ValueError: injected failure on rank {k - 1} of the worker")
+    for group in workers(seen, k):
+        pruned = [[c["id"] for c in r["calls"] if c["what"] == "pruned"] for r in group]
+        assert all(p == pruned[0] for p in pruned)

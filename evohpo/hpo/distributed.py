@@ -81,7 +81,7 @@ def process_group(backend: str | None = None, timeout: float = TIMEOUT, address:
         backend: "gloo" or "nccl" (default: "nccl" where CUDA is available, else "gloo").
         timeout: seconds a collective waits for a slow rank before it fails.
         address: where the worker's ranks reach its root (default: 127.0.0.1 when the worker is on one node, else
-            the root's host name's address).
+            the root's first address outside 127.0.0.0/8).
 
     Returns the group, or None when one rank evaluates each individual (nothing to set up); a RuntimeError outside
     an evaluation.
@@ -100,6 +100,9 @@ def process_group(backend: str | None = None, timeout: float = TIMEOUT, address:
     mine = _groups.get(id(worker))
     if mine is not None and not mine.broken and dist.is_initialized() and mine.backend == backend:
         return dist.group.WORLD
+    if mine is None and dist.is_initialized():
+        raise RuntimeError("torch.distributed is initialized already (by the loss function?): process_group() sets "
+                           "up the worker's group itself, once per worker; call it instead of init_process_group")
     if mine is not None:  # broken by a failure (on all ranks alike: the root tells them), or destroyed by others
         mine.close()
     _groups[id(worker)] = mine = _create(worker, backend, timeout, address)
@@ -116,11 +119,12 @@ def setups() -> list[float]:
 def _create(worker: Any, backend: str, timeout: float, address: str | None) -> _WorkerGroup:
     import torch.distributed as dist
 
+    worker.comm.Barrier()  # (the time of the setup itself, not of waiting for a slower rank to arrive)
     t0 = time.perf_counter()
     wait = datetime.timedelta(seconds=timeout)
     store, where = None, None
     if worker.rank == 0:
-        host = address or ("127.0.0.1" if worker.same_node else socket.gethostbyname(socket.gethostname()))
+        host = address or ("127.0.0.1" if worker.same_node else _host_address())
         store = dist.TCPStore(host, 0, worker.size, is_master=True, wait_for_workers=False, timeout=wait)
         where = (host, store.port)  # a port the system chose: free, and ours
     host, port = worker.comm.bcast(where, root=0)
@@ -133,6 +137,17 @@ def _create(worker: Any, backend: str, timeout: float, address: str | None) -> _
     group = _WorkerGroup(backend, worker.rank, worker.size, store, _connections(_sockets() - before, port))
     _setups.append(time.perf_counter() - t0)
     return group
+
+
+def _host_address() -> str:
+    """This host's address for ranks on other nodes: its name's first address outside 127.0.0.0/8 (a name that
+    resolves to 127.0.1.1, as on many Debian hosts, would leave them waiting), else the name itself."""
+    name = socket.gethostname()
+    try:
+        found = [a[4][0] for a in socket.getaddrinfo(name, None, socket.AF_INET)]
+    except OSError:
+        return name
+    return next((a for a in found if not a.startswith("127.")), name)
 
 
 def _close(worker: Any) -> None:

@@ -42,7 +42,7 @@ log = logging.getLogger("evohpo")
 CMD, OUTCOME, DECISION, ARM, BREAK = 1, 2, 3, 4, 5  # tags on the worker's own communicator
 GO, STOP_HERE, DONE = "go", "pruned", "done"  # the root's decisions at a report (or "error: <text>")
 WATCH_PERIOD = 0.02  # seconds between two looks of the watcher thread
-REL_TOL = 1e-9  # losses of the k ranks agree when equal to 9 significant digits
+REL_TOL, ABS_TOL = 1e-9, 1e-12  # losses of the k ranks agree when equal to 9 significant digits (or both ~0)
 
 
 def worker_ranks(hosts: Sequence[str], k: int) -> list[list[int]]:
@@ -100,7 +100,7 @@ def combine(root: Outcome, root_ended: float, others: Sequence[RankOutcome]) -> 
 
 
 def _agree(a: float, b: float) -> bool:
-    return a == b or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0)
+    return a == b or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
 def _abnormal(out: Outcome) -> bool:
@@ -415,3 +415,28 @@ def split_workers(comm: Any, k: int) -> tuple[WorkerGroup | None, Any]:
     from mpi4py import MPI
 
     return split(comm if comm is not None else MPI.COMM_WORLD, k)
+
+
+class WorkerSplit:
+    """``optimize``'s view of the split (a context manager): ``comm`` is the roots' communicator for the worker loop
+    (the caller's, unchanged, with one rank per worker); ``follower`` says this rank only evaluates (``follow``).
+    On exit the root sends ``result`` to its followers (None when it failed: they raise) and frees what it made."""
+
+    def __init__(self, comm: Any, k: int) -> None:
+        self.group, self.comm = split_workers(comm, k)
+        self.result: Any = None
+
+    @property
+    def follower(self) -> bool:
+        return self.group is not None and not self.group.is_root
+
+    def follow(self, loss_fn: LossFn, signals: StopSignals) -> Any:
+        return self.group.follow(loss_fn, signals)  # type: ignore[union-attr]
+
+    def __enter__(self) -> WorkerSplit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.group is not None and self.group.is_root:
+            self.group.release(self.result)
+            self.comm.Free()
