@@ -39,10 +39,14 @@ class _WorkerGroup:
     store: Any
     sockets: list[tuple[int, int]] = field(default_factory=list)  # (fd, inode) of the group's connections
     broken: bool = False
+    opening: set[int] | None = None  # while it is set up: the sockets that were open before
 
     def break_(self) -> None:
         """Make every collective of this group fail now, here and (through the closed connections) on its peers."""
         self.broken = True
+        if self.opening is not None:  # not up yet: whatever it opened so far (the store's connection too)
+            _shut([(fd, _inode(fd)) for fd in _sockets() - self.opening if not _listening(fd)])
+            return
         if self.backend == "nccl":
             import torch.distributed as dist
 
@@ -50,19 +54,7 @@ class _WorkerGroup:
             if pg is not None:
                 pg.abort()
             return
-        for fd, inode in self.sockets:
-            try:
-                if os.fstat(fd).st_ino != inode:  # closed and reused since: not ours any more
-                    continue
-                sock = socket.socket(fileno=os.dup(fd))
-            except OSError:
-                continue
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            finally:
-                sock.close()
+        _shut(self.sockets)
 
     def close(self) -> None:
         """Destroy the process group (the end of the search, or before a rebuild)."""
@@ -105,9 +97,8 @@ def process_group(backend: str | None = None, timeout: float = TIMEOUT, address:
                            "up the worker's group itself, once per worker; call it instead of init_process_group")
     if mine is not None:  # broken by a failure (on all ranks alike: the root tells them), or destroyed by others
         mine.close()
-    _groups[id(worker)] = mine = _create(worker, backend, timeout, address)
-    worker.on_break("torch.distributed", mine.break_)
     worker.on_close("torch.distributed", lambda: _close(worker))
+    _create(worker, backend, timeout, address)
     return dist.group.WORLD
 
 
@@ -116,27 +107,47 @@ def setups() -> list[float]:
     return list(_setups)
 
 
-def _create(worker: Any, backend: str, timeout: float, address: str | None) -> _WorkerGroup:
+def _create(worker: Any, backend: str, timeout: float, address: str | None) -> None:
+    """Set the group up. Until it is up, breaking it shuts every connection opened since the start (the store's
+    too): a rank waiting for a peer that failed before it got here gets an error, not the store's timeout."""
     import torch.distributed as dist
 
-    worker.comm.Barrier()  # (the time of the setup itself, not of waiting for a slower rank to arrive)
-    t0 = time.perf_counter()
     wait = datetime.timedelta(seconds=timeout)
-    store, where = None, None
+    before, store, where = _sockets(), None, None
+    group = _WorkerGroup(backend, worker.rank, worker.size, None)
+    group.opening = before
+    _groups[id(worker)] = group  # (from now on: a failed setup is rebuilt by the next call)
+    worker.on_break("torch.distributed", group.break_)
     if worker.rank == 0:
         host = address or ("127.0.0.1" if worker.same_node else _host_address())
         store = dist.TCPStore(host, 0, worker.size, is_master=True, wait_for_workers=False, timeout=wait)
         where = (host, store.port)  # a port the system chose: free, and ours
-    host, port = worker.comm.bcast(where, root=0)
-    before = _sockets()
+    host, port = worker.share(where)  # (breakable: a failure elsewhere in the worker is an error here)
+    t0 = time.perf_counter()
     if store is None:
         store = dist.TCPStore(host, port, worker.size, is_master=False, timeout=wait)
+    group.store = store
+    if group.broken:  # broken before the store's connection existed: it would not have been shut
+        raise RuntimeError("a rank of the worker failed before its process group was set up")
+    _same_group_names()
     dist.init_process_group(backend, store=store, rank=worker.rank, world_size=worker.size, timeout=wait)
     if backend == "gloo":
         dist.barrier()  # every connection of the group is open: the ones to break on a failure
-    group = _WorkerGroup(backend, worker.rank, worker.size, store, _connections(_sockets() - before, port))
+    group.sockets, group.opening = _connections(_sockets() - before, port), None
     _setups.append(time.perf_counter() - t0)
-    return group
+    if group.broken:
+        raise RuntimeError("a rank of the worker failed while its process group was set up")
+
+
+def _same_group_names() -> None:
+    """Start torch's count of process groups at 0 on every rank, as ``destroy_process_group`` does: each attempt to
+    initialise one counts, also one that a failure broke half-way on one rank only, and the ranks of a group must
+    count alike (the count names the group's keys in the store: ranks that differ wait for each other forever)."""
+    from torch.distributed import distributed_c10d
+
+    world = getattr(distributed_c10d, "_world", None)
+    if world is not None and hasattr(world, "group_count"):
+        world.group_count = 0
 
 
 def _host_address() -> str:
@@ -166,6 +177,44 @@ def _sockets() -> set[int]:
         except (OSError, ValueError):
             continue
     return out
+
+
+def _shut(sockets: list[tuple[int, int]]) -> None:
+    """Shut down each socket (fd, inode) that is still the one recorded: reads and writes on it fail at both ends."""
+    for fd, inode in sockets:
+        try:
+            if _inode(fd) != inode:  # closed and reused since: not ours any more
+                continue
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
+def _inode(fd: int) -> int:
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:
+        return -1
+
+
+def _listening(fd: int) -> bool:
+    """Whether ``fd`` is a listening socket (shutting one down would end a server thread, and the process)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return True
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return True
+    finally:
+        sock.close()
 
 
 def _connections(fds: set[int], store_port: int) -> list[tuple[int, int]]:

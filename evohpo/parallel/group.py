@@ -39,7 +39,7 @@ from .signals import StopSignals
 
 log = logging.getLogger("evohpo")
 
-CMD, OUTCOME, DECISION, ARM, BREAK = 1, 2, 3, 4, 5  # tags on the worker's own communicator
+CMD, OUTCOME, DECISION, ARM, BREAK, SHARE = 1, 2, 3, 4, 5, 6  # tags on the worker's own communicator
 GO, STOP_HERE, DONE = "go", "pruned", "done"  # the root's decisions at a report (or "error: <text>")
 WATCH_PERIOD = 0.02  # seconds between two looks of the watcher thread
 REL_TOL, ABS_TOL = 1e-9, 1e-12  # losses of the k ranks agree when equal to 9 significant digits (or both ~0)
@@ -138,8 +138,10 @@ class WorkerGroup:
     # --- hooks of a collective library (evohpo.hpo.distributed) --------------------------------------
     def on_break(self, name: str, fn: Callable[[], None]) -> None:
         """Call ``fn`` when this worker's collectives must fail at once (a rank left its loss function); one per
-        ``name``."""
+        ``name``. Registered after they were broken in this evaluation (a peer failed first), it runs at once."""
         self._break_hooks[name] = fn
+        if self._broke:
+            fn()
 
     def on_close(self, name: str, fn: Callable[[], None]) -> None:
         """Call ``fn`` on every rank when the search ends (after failures too); once per name."""
@@ -225,6 +227,24 @@ class WorkerGroup:
                                                    self._broke))
         finally:
             self.close()
+
+    def share(self, obj: Any = None) -> Any:
+        """The root's ``obj`` on every rank of the worker, like a broadcast from inside the loss function (e.g. the
+        address of a rendezvous), except that a rank whose peer failed gets a RuntimeError instead of waiting."""
+        if self.is_root:
+            self._send_others(SHARE, (self._seq, obj))
+            return obj
+        pause = 1e-4
+        while True:
+            msg = self._take(SHARE, 0)
+            if msg is not None and msg[0] == self._seq:
+                return msg[1]
+            if msg is None:
+                if self._broke:
+                    raise RuntimeError(f"rank {self.rank} of the worker waited for its root, but a rank of the "
+                                       "worker failed (see the individual's error)")
+                time.sleep(pause)
+                pause = min(pause * 2, 2e-3)
 
     # --- reports -------------------------------------------------------------------------------------
     def decide(self, step: int, decision: str) -> None:
