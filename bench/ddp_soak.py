@@ -32,9 +32,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MARK = "@@SOAK "
 KINDS = ("ok", "rank 1 mid", "root mid", "rank 1 early", "differ", "nan")
-EXPECTED = {"ok": None, "rank 1 mid": "rank 1 of the worker failed first", "root mid": "rank 0 of the worker failed first",
-            "rank 1 early": "rank 1 of the worker failed first", "differ": "returned different losses",
-            "nan": "returned nan"}
+EXPECTED = {"ok": None, "rank 1 mid": "rank 1 of the worker failed first",
+            "root mid": "rank 0 of the worker failed first", "rank 1 early": "rank 1 of the worker failed first",
+            "differ": "returned different losses", "nan": "returned nan"}
 
 
 def kind_of(ind_id: str) -> str:

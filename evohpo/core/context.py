@@ -12,7 +12,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EvalContext:
-    """The evaluation in progress on this worker."""
+    """The evaluation in progress on this worker: ``rank`` is the worker's (the rank of the search that writes its
+    journal; with ``ranks_per_worker=k`` the same on the worker's k ranks, which ``comm.Get_rank()`` tells apart)."""
 
     id: str
     rank: int

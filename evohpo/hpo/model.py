@@ -139,12 +139,7 @@ def _make_module(params: Mapping[str, Any], input_shape: tuple[int, int, int], n
 
         def on_validation_epoch_end(self) -> None:
             acc = float(self.val_acc.compute())  # (summed over the ranks of a DDP training by torchmetrics)
-            total = torch.stack([self._val_loss_sum.detach().double().cpu(), torch.tensor(float(self._val_count),
-                                                                                          dtype=torch.float64)])
-            if torch.distributed.is_available() and torch.distributed.is_initialized():  # DDP: every rank's shard
-                total = total.to(self.device)
-                torch.distributed.all_reduce(total)
-            loss = float(total[0]) / max(float(total[1]), 1.0)
+            loss = _mean_over_ranks(self._val_loss_sum, self._val_count, self.device)
             self.val_acc.reset()
             self._val_loss_sum, self._val_count = torch.zeros(()), 0
             if not math.isfinite(loss):
@@ -157,6 +152,18 @@ def _make_module(params: Mapping[str, Any], input_shape: tuple[int, int, int], n
             return _optimizer(p["optimizer"], self.parameters(), lr)
 
     return CNNModule()
+
+
+def _mean_over_ranks(total: Any, count: int, device: Any) -> float:
+    """``total / count``, both summed over the ranks of a DDP training when torch.distributed is up (each rank
+    validated its shard), else this rank's."""
+    import torch
+
+    both = torch.stack([total.detach().double().cpu(), torch.tensor(float(count), dtype=torch.float64)])
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        both = both.to(device)
+        torch.distributed.all_reduce(both)
+    return float(both[0]) / max(float(both[1]), 1.0)
 
 
 def _optimizer(name: str, parameters: Any, lr: float) -> Any:

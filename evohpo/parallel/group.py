@@ -116,9 +116,8 @@ class WorkerGroup:
     def __init__(self, comm: Any, ranks: Sequence[int] = (), same_node: bool = True) -> None:
         from mpi4py import MPI
 
-        self._mpi = MPI
         self.comm = comm  # the user's
-        self._own = comm.Dup()
+        self._ch = Channel(comm)
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.world_ranks, self.same_node = list(ranks), same_node
         self.threads_ok = MPI.Query_thread() == MPI.THREAD_MULTIPLE
@@ -127,9 +126,7 @@ class WorkerGroup:
         self._seq = 0  # the evaluation in progress (numbered by the root)
         self._broke = False  # this rank broke the collectives of evaluation ``_seq``
         self._rebuild = False  # a rank broke them in the last evaluation: break here too before the next one
-        self._sends: list[Any] = []
-        self._lock = threading.Lock()  # the watcher thread sends and breaks too
-        self._inbox: dict[int, deque[Any]] = {DECISION: deque(), BREAK: deque(), ARM: deque()}
+        self._lock = threading.Lock()  # the watcher thread breaks too
 
     @property
     def is_root(self) -> bool:
@@ -159,7 +156,7 @@ class WorkerGroup:
             except Exception as e:  # the rank goes on: the next evaluation rebuilds
                 log.warning("breaking the worker's collectives (%s) failed: %s", name, e)
         if notify:
-            self._send_others(BREAK, self._seq)
+            self._ch.send_others(BREAK, self._seq)
 
     def close(self) -> None:
         """Run the close hooks (every rank, at the end) and free the group's communicators."""
@@ -170,8 +167,7 @@ class WorkerGroup:
                 log.warning("closing the worker's %s failed: %s", name, e)
         self._close_hooks.clear()
         self._break_hooks.clear()
-        self._wait_sends()
-        self._own.Free()
+        self._ch.free()
         self.comm.Free()
 
     # --- the root ------------------------------------------------------------------------------------
@@ -179,7 +175,7 @@ class WorkerGroup:
         """Evaluate ``params`` on every rank of the worker (the root's side); the combined outcome."""
         self._begin(self._seq + 1)
         plain = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name not in ("reporter", "group")}
-        self._send_others(CMD, ("eval", self._seq, params, plain, ctx.reporter is not None, self._rebuild))
+        self._ch.send_others(CMD, ("eval", self._seq, params, plain, ctx.reporter is not None, self._rebuild))
         self._rebuild = False
         reporter = _RootReporter(ctx.reporter, self) if ctx.reporter is not None else None
         with self._watch(signals):
@@ -187,8 +183,8 @@ class WorkerGroup:
             ended = time.time()
             if _abnormal(out):
                 self.break_collectives()
-        self._send_others(DECISION, (self._seq, None, DONE))  # a follower waiting in a report learns the root is done
-        others = [self._receive(r, OUTCOME) for r in range(1, self.size)]
+        self._ch.send_others(DECISION, (self._seq, None, DONE))  # (a follower waiting in a report: the root is done)
+        others = [self._ch.receive(r, OUTCOME) for r in range(1, self.size)]
         for o in others:
             if o.signal and not signals.reason:
                 signals.reason = f"{o.signal} (on rank {o.rank} of the worker)"
@@ -199,7 +195,7 @@ class WorkerGroup:
 
     def release(self, result: Any) -> None:
         """Send the search's result to the followers (they return it from ``optimize``), then close."""
-        self._send_others(CMD, ("end", result))
+        self._ch.send_others(CMD, ("end", result))
         self.close()
 
     # --- a follower ------------------------------------------------------------------------------------
@@ -207,7 +203,7 @@ class WorkerGroup:
         """Evaluate what the root sends until it sends the result; return the result."""
         try:
             while True:
-                cmd = self._receive(0, CMD)
+                cmd = self._ch.receive(0, CMD)
                 if cmd[0] == "end":
                     if cmd[1] is None:
                         raise RuntimeError(f"the root of this worker (rank {self.world_ranks[0]} of the world) ended "
@@ -223,7 +219,7 @@ class WorkerGroup:
                     ended = time.time()
                     if _abnormal(out):
                         self.break_collectives()
-                self._send(0, OUTCOME, RankOutcome(self.rank, out.loss, out.error, out.status, ended, signals.reason,
+                self._ch.send(0, OUTCOME, RankOutcome(self.rank, out.loss, out.error, out.status, ended, signals.reason,
                                                    self._broke))
         finally:
             self.close()
@@ -232,11 +228,11 @@ class WorkerGroup:
         """The root's ``obj`` on every rank of the worker, like a broadcast from inside the loss function (e.g. the
         address of a rendezvous), except that a rank whose peer failed gets a RuntimeError instead of waiting."""
         if self.is_root:
-            self._send_others(SHARE, (self._seq, obj))
+            self._ch.send_others(SHARE, (self._seq, obj))
             return obj
         pause = 1e-4
         while True:
-            msg = self._take(SHARE, 0)
+            msg = self._ch.take(SHARE, 0)
             if msg is not None and msg[0] == self._seq:
                 return msg[1]
             if msg is None:
@@ -249,12 +245,12 @@ class WorkerGroup:
     # --- reports -------------------------------------------------------------------------------------
     def decide(self, step: int, decision: str) -> None:
         """The root's decision at its report of ``step``, to every follower."""
-        self._send_others(DECISION, (self._seq, step, decision))
+        self._ch.send_others(DECISION, (self._seq, step, decision))
 
     def decision(self, step: int) -> str:
         """A follower's wait for the root's decision at ``step`` of this evaluation (older ones are dropped)."""
         while True:
-            seq, at, what = self._receive(0, DECISION)
+            seq, at, what = self._ch.receive(0, DECISION)
             if seq != self._seq:
                 continue
             if at is None:
@@ -266,55 +262,12 @@ class WorkerGroup:
                                    f"reported step {at}: every rank of a worker must report the same steps")
             return what
 
-    # --- messages ------------------------------------------------------------------------------------
+    # --- the evaluation's state ------------------------------------------------------------------------
     def _begin(self, seq: int) -> None:
         """Evaluation ``seq`` starts: what arrived for earlier ones is dropped (a follower that did not report leaves
         the root's decisions unread), what arrived for this one is kept for its reader."""
         self._seq, self._broke = seq, False
-        for tag, box in self._inbox.items():
-            while (msg := self._take(tag)) is not None:
-                box.append(msg)
-            while box and _seq_of(box[0]) < seq:
-                box.popleft()
-
-    def _take(self, tag: int, source: int | None = None) -> Any:
-        """A message under ``tag`` that has arrived, else None (no waiting)."""
-        src = self._mpi.ANY_SOURCE if source is None else source
-        if self._own.iprobe(source=src, tag=tag):
-            return self._own.recv(source=src, tag=tag)
-        return None
-
-    def _next(self, tag: int, source: int | None = None) -> Any:
-        """The oldest kept or arrived message under ``tag`` (DECISION, BREAK, ARM), else None."""
-        box = self._inbox[tag]
-        return box.popleft() if box else self._take(tag, source)
-
-    def _send(self, dest: int, tag: int, payload: Any) -> None:
-        with self._lock:  # (a request must stay referenced until it completed)
-            self._sends = [r for r in self._sends if not r.Test()]
-            self._sends.append(self._own.isend(payload, dest=dest, tag=tag))
-
-    def _send_others(self, tag: int, payload: Any) -> None:
-        for r in range(self.size):
-            if r != self.rank:
-                self._send(r, tag, payload)
-
-    def _wait_sends(self) -> None:
-        deadline = time.monotonic() + 5.0  # a peer that is gone never receives: do not wait on it forever
-        while self._sends and time.monotonic() < deadline:
-            with self._lock:
-                self._sends = [r for r in self._sends if not r.Test()]
-            time.sleep(1e-3)
-        self._sends = []
-
-    def _receive(self, source: int, tag: int) -> Any:
-        """Wait for a message, polling (so that signal handlers run: a blocking receive would hold them back)."""
-        pause = 1e-4
-        box = self._inbox.get(tag)
-        while not box and not self._own.iprobe(source=source, tag=tag):
-            time.sleep(pause)
-            pause = min(pause * 2, 2e-3)
-        return box.popleft() if box else self._own.recv(source=source, tag=tag)
+        self._ch.drop_before(seq)
 
     @contextmanager
     def _watch(self, signals: StopSignals) -> Iterator[None]:
@@ -340,15 +293,15 @@ class WorkerGroup:
                                                         _signal.SIGALRM})
         armed, seq = False, self._seq
         while not done.wait(WATCH_PERIOD):
-            while (msg := self._next(BREAK)) is not None:
+            while (msg := self._ch.next(BREAK)) is not None:
                 if msg == seq:
                     self.break_collectives(notify=False)
             if self.is_root:
                 if not armed and signals.armed_at is not None:
                     armed = True
-                    self._send_others(ARM, seq)
+                    self._ch.send_others(ARM, seq)
             else:
-                while (msg := self._next(ARM, 0)) is not None:
+                while (msg := self._ch.next(ARM, 0)) is not None:
                     if msg == seq:
                         signals.arm()
 
@@ -356,6 +309,72 @@ class WorkerGroup:
 def _seq_of(msg: Any) -> int:
     """The evaluation a DECISION (seq, step, what), BREAK or ARM (seq) message belongs to."""
     return msg[0] if isinstance(msg, tuple) else msg
+
+class Channel:
+    """Tagged messages among a worker's ranks on a duplicate of its communicator: nonblocking sends kept until they
+    completed, receives that poll (a blocking receive would hold signal handlers back), and an inbox for the tags
+    whose messages belong to an evaluation (DECISION, BREAK, ARM: ``(seq, ...)`` or ``seq``)."""
+
+    def __init__(self, comm: Any) -> None:
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self._own = comm.Dup()
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._sends: list[Any] = []
+        self._lock = threading.Lock()  # the watcher thread sends too
+        self._inbox: dict[int, deque[Any]] = {DECISION: deque(), BREAK: deque(), ARM: deque()}
+
+    def send(self, dest: int, tag: int, payload: Any) -> None:
+        with self._lock:  # (a request must stay referenced until it completed)
+            self._sends = [r for r in self._sends if not r.Test()]
+            self._sends.append(self._own.isend(payload, dest=dest, tag=tag))
+
+    def send_others(self, tag: int, payload: Any) -> None:
+        for r in range(self.size):
+            if r != self.rank:
+                self.send(r, tag, payload)
+
+    def take(self, tag: int, source: int | None = None) -> Any:
+        """A message under ``tag`` that has arrived, else None (no waiting)."""
+        src = self._mpi.ANY_SOURCE if source is None else source
+        if self._own.iprobe(source=src, tag=tag):
+            return self._own.recv(source=src, tag=tag)
+        return None
+
+    def next(self, tag: int, source: int | None = None) -> Any:
+        """The oldest kept or arrived message under an inbox ``tag``, else None."""
+        box = self._inbox[tag]
+        return box.popleft() if box else self.take(tag, source)
+
+    def receive(self, source: int, tag: int) -> Any:
+        """Wait for a message, polling with pauses of 0.1 ms doubling to 2 ms."""
+        pause = 1e-4
+        box = self._inbox.get(tag)
+        while not box and not self._own.iprobe(source=source, tag=tag):
+            time.sleep(pause)
+            pause = min(pause * 2, 2e-3)
+        return box.popleft() if box else self._own.recv(source=source, tag=tag)
+
+    def drop_before(self, seq: int) -> None:
+        """Move what has arrived under the inbox tags to the inbox, dropping what belongs to evaluations before
+        ``seq`` (messages of one sender and tag arrive in order: the stale ones first)."""
+        for tag, box in self._inbox.items():
+            while (msg := self.take(tag)) is not None:
+                box.append(msg)
+            while box and _seq_of(box[0]) < seq:
+                box.popleft()
+
+    def free(self) -> None:
+        """Complete the sends (5 s at most: a peer that is gone never receives) and free the communicator."""
+        deadline = time.monotonic() + 5.0
+        while self._sends and time.monotonic() < deadline:
+            with self._lock:
+                self._sends = [r for r in self._sends if not r.Test()]
+            time.sleep(1e-3)
+        self._sends = []
+        self._own.Free()
+
 
 
 class _RootReporter:
