@@ -60,8 +60,11 @@ class _WorkerGroup:
         """Destroy the process group (the end of the search, or before a rebuild)."""
         import torch.distributed as dist
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        try:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        except Exception as e:  # (a broken group may fail to say goodbye; a new one replaces it all the same)
+            log.warning("destroying the worker's broken process group: %s", e)
         self.store = None
 
 
