@@ -247,3 +247,22 @@ def test_numpy_steps_values_and_metrics_are_taken_as_numbers() -> None:
 
     r = evohpo.optimize(loss, SPACE, max_evaluations=3, max_steps=3, progress_interval=1e9)
     assert r.n_failed == 0 and r.n_steps == 9 and all(i.step == 3 for i in r.archive)
+
+
+def test_a_used_up_finite_space_trains_the_best_pruned_configurations_again_to_their_end() -> None:
+    """A grid of 24 configurations with budget for far more: once each was tried (most of them pruned), the rest of
+    the budget trains pruned ones again, the most promising first (highest step reached, then loss), to their end;
+    the search ends when none is left, saying so."""
+    space = {"x": [i / 23 for i in range(24)]}
+    r = evohpo.optimize(training, space, max_steps=R, step_budget=200 * R, seed=4, progress_interval=1e9)
+    inds = archive(r)
+    pruned = {i.params["x"] for i in inds if i.status == PRUNED}
+    full = [i for i in inds if i.status == OK]
+    assert pruned and len(inds) > 24  # some configurations were trained twice
+    assert {i.params["x"] for i in full} == {i.params["x"] for i in inds}  # every one ran to its end once
+    again = [i for i in full if i.params["x"] in pruned]
+    assert again and all(i.step == R for i in again)  # the second training was never pruned
+    assert len(full) == 24 and "pruned ones were trained to their end" in r.reason
+    first = min(again, key=lambda i: int(i.id.split("-")[1]))  # the first configuration trained again ...
+    stopped = [i for i in inds if i.status == PRUNED]
+    assert max(i.step for i in stopped) == next(i.step for i in stopped if i.params == first.params)  # went furthest

@@ -48,6 +48,7 @@ class Evolver:
         self.name, self.island, self.rank, self.max_tries = name, island, rank, max_tries
         self.generation = 0
         self._pending: dict[tuple, tuple[str, int, float]] = {}  # key -> (id, generation, ask time)
+        self.promoting: set[tuple] = set()  # keys of pruned configurations asked again, to train to their end
         self._random = RandomInit(self.space)
 
     # --- ask / tell -----------------------------------------------------------------------------------
@@ -94,10 +95,25 @@ class Evolver:
                 return params
         raise SpaceExhausted(f"all {total} configurations of the space were evaluated or are being evaluated")
 
+    def promote(self) -> dict[str, Any]:
+        """Once a finite space is used up: the best pruned configuration of the island (the highest step reached,
+        then the lowest loss) that no training ran to its end nor is running, asked again to be trained to its end
+        (its key in ``promoting``: the worker does not let the pruner stop it); SpaceExhausted when none is left."""
+        key = self.space.key
+        ended = {key(i.params) for i in self.population if i.status != PRUNED}
+        best = min((i for i in self.population if i.status == PRUNED and key(i.params) not in ended
+                    and not self.population.in_flight(i.params)), key=rank_key, default=None)
+        if best is None:
+            raise SpaceExhausted("no pruned training is left to train to its end")
+        params = dict(best.params)
+        self.promoting.add(key(params))
+        return self._reserve(params)
+
     def withdraw(self, params: Mapping[str, Any]) -> None:
         """Take back the configuration asked last, unevaluated (a peer started the same one meanwhile)."""
         ind_id, generation, _ = self._pending.pop(self.space.key(params))
         self.population.release(params)
+        self.promoting.discard(self.space.key(params))
         if generation == self.generation - 1:
             self.generation -= 1  # its id is handed out again
 
@@ -120,6 +136,7 @@ class Evolver:
         loss = float(loss)  # a bad loss raises here, before the configuration stops being pending
         ind_id, generation, asked = self._pending.pop(key)
         self.population.release(params)
+        self.promoting.discard(key)
         if status is None:
             status = OK if error is None and math.isfinite(loss) else FAILED
         if status == FAILED and error is None:

@@ -122,6 +122,10 @@ class Population:
     def release(self, params: Mapping[str, Any]) -> None:
         self._in_flight.discard(self.space.key(params))
 
+    def in_flight(self, params: Mapping[str, Any]) -> bool:
+        """Whether a worker of the island is evaluating this configuration now."""
+        return self.space.key(params) in self._in_flight
+
     def note(self, digests: Iterable[int]) -> None:
         """Configurations (by ``digest``) evaluated or started on another island: never bred here."""
         self._elsewhere.update(digests)

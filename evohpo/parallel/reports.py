@@ -44,9 +44,10 @@ class Reports:
         """Where rung values go (the island's other workers) and reports are written."""
         self.transport, self.peers, self.journal = transport, peers, journal
 
-    def begin(self, ind_id: str) -> TrialReporter:
-        """The reporter of the evaluation ``ind_id`` that starts now."""
-        return TrialReporter(self, ind_id)
+    def begin(self, ind_id: str, judged: bool = True) -> TrialReporter:
+        """The reporter of the evaluation ``ind_id`` that starts now (not ``judged``: its points are recorded, the
+        pruner never stops it, e.g. a pruned configuration trained again to its end)."""
+        return TrialReporter(self, ind_id, judged)
 
     def on_rung(self, src: int, payload: tuple[str, int, float]) -> None:
         """A peer's training reached a rung (Tag.RUNG)."""
@@ -77,12 +78,12 @@ class Reports:
 class TrialReporter:
     """The reports of one evaluation: its curve (signed losses) and whether the pruner stopped it."""
 
-    def __init__(self, reports: Reports, ind_id: str) -> None:
+    def __init__(self, reports: Reports, ind_id: str, judged: bool = True) -> None:
         self.reports, self.id = reports, ind_id
         self.last_step: int | None = None
         self.last_loss: float | None = None
         self.pruned_at: int | None = None
-        self._next = reports.rungs[0] if reports.rungs else None  # the next rung this training reaches
+        self._next = reports.rungs[0] if reports.rungs and judged else None  # the next rung this training reaches
         self._maximize = reports.goal.maximize
 
     def report(self, step: Any, value: Any, metrics: Mapping[str, Any]) -> None:
