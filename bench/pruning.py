@@ -36,7 +36,8 @@ Methods (``--methods``):
   trainings of a pruned search on a finite grid were duplicates started by two workers at once (none with 1 ms). evohpo
   starts no training once N is used and lets running ones finish (overshoot < R per worker): it is scored at the steps
   it used (in the JSON; the report also scores it at exactly N). It stops early when every configuration of the grid
-  has been trained (``space exhausted``): it never retrains nor resumes a configuration.
+  has been trained and every pruned one was trained again to its end (``space exhausted``; a second training
+  starts from scratch and pays all its steps: evohpo does not resume a training).
 - ``evohpo-none`` (``pruner="none"``: every training runs R steps), ``evohpo-median`` (``MedianStopping()``),
   ``evohpo-asha-mr1`` / ``-mr3`` / ``-mr12`` (``ASHA(min_reports=1 | 3 | 12)``): the same, the first-few rule measured.
   Diagnostics: ``evohpo-asha-random`` (``propagator="random"``: ASHA without breeding), ``evohpo-asha-eta2`` /

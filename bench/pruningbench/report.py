@@ -367,10 +367,11 @@ def report(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                   "evohpo + ASHA with its default breeding vs random candidates (no breeding from pruned or complete "
                   "trainings: plain asynchronous successive halving), eta 2 and 4 instead of 3, a what-if (the default "
                   "search, then, where it stopped early because every configuration of the grid had been tried, the "
-                  "rest of the budget spent on continuing its pruned trainings to the end, furthest first: computed "
-                  "after the search, not an evohpo feature), and no pruning. Each "
+                  "rest of the budget spent on continuing its pruned trainings to the end, furthest first, as if they "
+                  "could resume: computed after the search; evohpo itself trains pruned configurations again from "
+                  "scratch once every configuration was tried), and no pruning. Each "
                   "cell: median [IQR] regret; median steps used; seeds that stopped early because every configuration "
-                  "of the grid had been tried (evohpo never retrains or resumes a configuration).", ""]
+                  "of the grid had been tried and every pruned one trained to its end.", ""]
         lines += compare_table(cs, data, diag, details=True)
     evo = [m for m in ("evohpo-asha", "evohpo-none") if m in methods]
     if evo:
