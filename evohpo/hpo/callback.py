@@ -320,8 +320,7 @@ def _ddp_over_worker(kwargs: dict[str, Any], comm: Any) -> dict[str, Any]:
                          "(devices=1 or [index]); the worker's ranks are the DDP processes")
     process_group()
     out = dict(kwargs)
-    items = [] if out.get("plugins") is None else list(out["plugins"]) if isinstance(out["plugins"], (list, tuple)) \
-        else [out["plugins"]]
+    items = _plugin_list(out.get("plugins"))
     if not any(isinstance(p, ClusterEnvironment) for p in items):
         items = [*items, WorkerEnvironment(comm.Get_rank(), comm.Get_size())]
     out["plugins"] = items
@@ -330,6 +329,11 @@ def _ddp_over_worker(kwargs: dict[str, Any], comm: Any) -> dict[str, Any]:
     out["num_nodes"] = comm.Get_size()
     out["devices"] = 1 if devices in ("auto", -1) else devices
     return out
+
+
+def _plugin_list(plugins: Any) -> list[Any]:
+    """A Trainer's ``plugins`` argument (None, one plugin or a sequence) as a list."""
+    return [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
 
 
 def _isolates(callbacks: Any) -> bool:
@@ -345,7 +349,7 @@ def _with_lightning_environment(plugins: Any, strategy: Any = None) -> Any:
     environment (the user's choice wins)."""
     from lightning.fabric.plugins.environments import LightningEnvironment
 
-    items = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    items = _plugin_list(plugins)
     if any(isinstance(p, ClusterEnvironment) for p in items):
         return plugins
     if getattr(strategy, "cluster_environment", None) is not None:

@@ -45,7 +45,7 @@ class _WorkerGroup:
         """Make every collective of this group fail now, here and (through the closed connections) on its peers."""
         self.broken = True
         if self.opening is not None:  # not up yet: whatever it opened so far (the store's connection too)
-            _shut([(fd, _inode(fd)) for fd in _sockets() - self.opening if not _listening(fd)])
+            _shut([(fd, _inode(fd)) for fd in _sockets() - self.opening if not _listening(fd) and _ports(fd)])
             return
         if self.backend == "nccl":
             import torch.distributed as dist
@@ -223,21 +223,19 @@ def _listening(fd: int) -> bool:
 def _connections(fds: set[int], store_port: int) -> list[tuple[int, int]]:
     """The connected sockets among ``fds`` that are not the store's (breaking a listener or the store would take the
     process down with it): the group's connections to its peers, with their inodes."""
-    out = []
-    for fd in sorted(fds):
-        try:
-            sock = socket.socket(fileno=os.dup(fd))
-        except OSError:
-            continue
-        try:
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                continue
-            local, peer = sock.getsockname(), sock.getpeername()
-            if store_port in (local[1], peer[1]):
-                continue
-            out.append((fd, os.fstat(fd).st_ino))
-        except (OSError, IndexError, TypeError):
-            continue
-        finally:
-            sock.close()
-    return out
+    return [(fd, _inode(fd)) for fd in sorted(fds)
+            if not _listening(fd) and (ports := _ports(fd)) and store_port not in ports]
+
+
+def _ports(fd: int) -> tuple[int, ...]:
+    """The local and the peer port of a connected TCP socket; () for anything else (a Unix socket, MPI's say)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return ()
+    try:
+        return sock.getsockname()[1], sock.getpeername()[1]
+    except (OSError, IndexError, TypeError):
+        return ()
+    finally:
+        sock.close()

@@ -179,6 +179,7 @@ class LightningObjective:
         from .callback import _single_process_lightning, worker_comm
 
         comm = worker_comm()  # several ranks train this configuration together (DDP), or None
+        root = comm is None or comm.Get_rank() == 0  # (the one that logs and keeps weights)
         if comm is None:
             _single_process_lightning()
         if self.quiet:
@@ -195,12 +196,12 @@ class LightningObjective:
         val = _loader(self.data.val, 512, shuffle=False, seed=seed, shard=shard)
 
         logger: Any = False
-        if self.log_dir is not None and (comm is None or comm.Get_rank() == 0):  # one run per training
+        if self.log_dir is not None and root:  # one run per training
             run = claim_run_dir(self.log_dir, self.run_name())  # never shared: one directory per attempt
             logger = TensorBoardLogger(self.log_dir, name="", version=run.name, default_hp_metric=False)
         ctx = context.current()
         to_beat = None  # the signed score a training must beat to keep its weights (None: keep none)
-        if ctx is not None and ctx.checkpoint is not None and (comm is None or comm.Get_rank() == 0):
+        if ctx is not None and ctx.checkpoint is not None and root:
             to_beat = float(getattr(ctx, "island_best", math.inf))  # (an EvalContext without the field: inf)
         start = time.perf_counter()
         trial = _trial_callback(self, params, logger, start, to_beat)

@@ -21,12 +21,15 @@ LossFn = Callable[[dict[str, Any]], float]
 class Outcome:
     """What an evaluation gave: a loss, or why not (``error``); ``status`` INTERRUPTED when a stop signal's grace
     period ran out, PRUNED when the pruner stopped it (its loss: the last one reported), else None (the evolver
-    decides ok or failed); ``exception`` what the loss function raised."""
+    decides ok or failed); ``exception`` what the loss function raised; ``left`` whether it left in the middle
+    (raised, was interrupted or called sys.exit: a collective of it may be waiting on other ranks) instead of
+    returning or stopping at a report."""
 
     loss: float
     error: str | None = None
     status: str | None = None
     exception: Exception | None = None
+    left: bool = False
 
 
 def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals: StopSignals) -> Outcome:
@@ -50,13 +53,13 @@ def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals:
             return Outcome(math.nan, status=PRUNED)
         return _pruned(reporter)
     except EvaluationInterrupted:
-        return Outcome(math.nan, "interrupted: the grace period after a stop signal ran out", INTERRUPTED)
+        return Outcome(math.nan, "interrupted: the grace period after a stop signal ran out", INTERRUPTED, left=True)
     except SystemExit as e:  # not an Exception: left alone, it would end this rank mid-search and hang its peers
         return Outcome(math.nan, f"loss_fn called sys.exit({e.code!r}); an evaluation cannot end the search "
-                                 "(os._exit would end the job: the evaluation then re-runs on resume)")
+                                 "(os._exit would end the job: the evaluation then re-runs on resume)", left=True)
     except Exception as e:
         return Outcome(math.nan, "".join(traceback.format_exception(type(e), e, e.__traceback__)).strip(),
-                       exception=e)
+                       exception=e, left=True)
     finally:
         signals.evaluating = False
 

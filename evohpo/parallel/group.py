@@ -103,11 +103,6 @@ def _agree(a: float, b: float) -> bool:
     return a == b or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def _abnormal(out: Outcome) -> bool:
-    """Whether the loss function left in the middle (an exception or an interruption): collectives may be pending."""
-    return out.exception is not None or out.status == INTERRUPTED or (out.error or "").startswith("loss_fn called")
-
-
 class WorkerGroup:
     """The k ranks of one worker: ``comm`` is the worker's communicator for the loss function
     (``evohpo.current().comm``); the group talks on a duplicate of it, so the loss function's messages never match
@@ -181,7 +176,7 @@ class WorkerGroup:
         with self._watch(signals):
             out = evaluate(loss_fn, params, replace(ctx, reporter=reporter, group=self), signals)
             ended = time.time()
-            if _abnormal(out):
+            if out.left:
                 self.break_collectives()
         self._ch.send_others(DECISION, (self._seq, None, DONE))  # (a follower waiting in a report: the root is done)
         others = [self._ch.receive(r, OUTCOME) for r in range(1, self.size)]
@@ -217,7 +212,7 @@ class WorkerGroup:
                 with self._watch(signals):
                     out = evaluate(loss_fn, params, ctx, signals)
                     ended = time.time()
-                    if _abnormal(out):
+                    if out.left:
                         self.break_collectives()
                 self._ch.send(0, OUTCOME, RankOutcome(self.rank, out.loss, out.error, out.status, ended, signals.reason,
                                                    self._broke))
@@ -230,17 +225,13 @@ class WorkerGroup:
         if self.is_root:
             self._ch.send_others(SHARE, (self._seq, obj))
             return obj
-        pause = 1e-4
         while True:
-            msg = self._ch.take(SHARE, 0)
-            if msg is not None and msg[0] == self._seq:
-                return msg[1]
+            msg = self._ch.receive(0, SHARE, give_up=lambda: self._broke)
             if msg is None:
-                if self._broke:
-                    raise RuntimeError(f"rank {self.rank} of the worker waited for its root, but a rank of the "
-                                       "worker failed (see the individual's error)")
-                time.sleep(pause)
-                pause = min(pause * 2, 2e-3)
+                raise RuntimeError(f"rank {self.rank} of the worker waited for its root, but a rank of the worker "
+                                   "failed (see the individual's error)")
+            if msg[0] == self._seq:  # (an older evaluation's is dropped)
+                return msg[1]
 
     # --- reports -------------------------------------------------------------------------------------
     def decide(self, step: int, decision: str) -> None:
@@ -347,11 +338,13 @@ class Channel:
         box = self._inbox[tag]
         return box.popleft() if box else self.take(tag, source)
 
-    def receive(self, source: int, tag: int) -> Any:
-        """Wait for a message, polling with pauses of 0.1 ms doubling to 2 ms."""
+    def receive(self, source: int, tag: int, give_up: Callable[[], bool] | None = None) -> Any:
+        """Wait for a message, polling with pauses of 0.1 ms doubling to 2 ms; None once ``give_up()`` says so."""
         pause = 1e-4
         box = self._inbox.get(tag)
         while not box and not self._own.iprobe(source=source, tag=tag):
+            if give_up is not None and give_up():
+                return None
             time.sleep(pause)
             pause = min(pause * 2, 2e-3)
         return box.popleft() if box else self._own.recv(source=source, tag=tag)
