@@ -36,7 +36,7 @@ def test_run_py_two_ranks_two_generations(tmp_path):
     assert list((logs / "trials").rglob("events.out.tfevents.*")), "no TensorBoard run per training"
 
 
-def test_run_py_trains_each_configuration_with_ddp_over_two_ranks(tmp_path):
+def test_run_py_trains_each_configuration_with_ddp_over_two_ranks(tmp_path, capsys):
     """run.py --ranks-per-worker 2 on 4 ranks: 2 workers, each configuration one DDP training of 2 processes (each
     its shard of the data); one TensorBoard run and one journal per worker; ASHA prunes from the root's reports."""
     ckpt, logs = tmp_path / "ckpt", tmp_path / "runs"
@@ -53,3 +53,7 @@ def test_run_py_trains_each_configuration_with_ddp_over_two_ranks(tmp_path):
     runs = sorted(p.name for p in (logs / "trials").iterdir())
     assert len(runs) == 6 and not any("attempt" in r for r in runs)  # the root logs; its peer does not
     assert -1.0 <= res.best(1)[0].loss < -0.3
+    assert res.meta["ranks_per_worker"] == 2
+    from evohpo.results.cli import main
+    main(["summary", str(ckpt)])
+    assert "workers: 2 of 2 ranks each" in capsys.readouterr().out

@@ -71,7 +71,10 @@ def summary(results: Results, top: int = 10) -> str:
     if results.space is not None:
         lines.append("  space: " + ", ".join(f"{n}={p!r}" for n, p in results.space.items()))
     if results.meta:
-        lines.append(f"  islands: {results.meta.get('islands')}, ranks: {results.meta.get('ranks')}")
+        k = results.meta.get("ranks_per_worker") or 1
+        ranks = f"workers: {results.meta.get('ranks')} of {k} ranks each" if k > 1 else \
+            f"ranks: {results.meta.get('ranks')}"
+        lines.append(f"  islands: {results.meta.get('islands')}, {ranks}")
     lines.append(f"  goal: {results.goal} ({results.goal.better})")
     lines.append(f"  status: {_status(results)}; elapsed {_duration(results.elapsed)}")
     lines.append(f"  evaluations: {c['evaluations']} finished ({c['ok']} ok, {c['failed']} failed, "
