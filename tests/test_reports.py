@@ -266,3 +266,22 @@ def test_a_used_up_finite_space_trains_the_best_pruned_configurations_again_to_t
     first = min(again, key=lambda i: int(i.id.split("-")[1]))  # the first configuration trained again ...
     stopped = [i for i in inds if i.status == PRUNED]
     assert max(i.step for i in stopped) == next(i.step for i in stopped if i.params == first.params)  # went furthest
+
+
+def test_a_promoted_training_is_marked_in_the_journal_and_stays_unjudged_when_it_runs_again(tmp_path: Path) -> None:
+    """The start record of a pruned configuration trained again says ``promoted``; one left unfinished (as by a
+    kill -9) runs again first on resume, again to its end, though the pruner would have stopped it."""
+    space = {"x": [i / 23 for i in range(24)]}
+    r = evohpo.optimize(training, space, max_steps=R, step_budget=200 * R, seed=4, progress_interval=1e9,
+                        checkpoint=str(tmp_path))
+    starts = [rec for rec in journal_records(tmp_path) if rec["ev"] == "start"]
+    promoted = [rec for rec in starts if rec.get("promoted")]
+    assert len(promoted) == len(starts) - 24 > 0  # every start after the 24 first trainings is a promotion
+    worst = max((i for i in archive(r) if i.status == PRUNED), key=lambda i: curve(i.params["x"], R))
+    with open(tmp_path / "journal-r0000.jsonl", "a") as f:  # a promotion that started and never ended
+        f.write(json.dumps({"ev": "start", "id": "0-999", "params": worst.params, "island": 0, "gen": 999,
+                            "t": 1.0, "promoted": True}) + "\n")
+    again = evohpo.optimize(training, space, max_steps=R, step_budget=201 * R, seed=4, progress_interval=1e9,
+                            checkpoint=str(tmp_path))
+    rerun = next(i for i in again.archive if i.id == "0-999")
+    assert rerun.status == OK and rerun.step == R  # the worst configuration of all, yet not pruned

@@ -122,9 +122,13 @@ class Evolver:
         ind_id, generation, _ = self._pending[self.space.key(params)]
         return ind_id, generation
 
-    def requeue(self, params: Mapping[str, Any], ind_id: str) -> dict[str, Any]:
-        """Take on a configuration that keeps its id (one left unfinished before a restart)."""
-        return self._reserve(self.space.validate(params), ind_id)
+    def requeue(self, params: Mapping[str, Any], ind_id: str, promoted: bool = False) -> dict[str, Any]:
+        """Take on a configuration that keeps its id (one left unfinished before a restart; ``promoted``: a pruned one
+        that was being trained again to its end)."""
+        params = self._reserve(self.space.validate(params), ind_id)
+        if promoted:
+            self.promoting.add(self.space.key(params))
+        return params
 
     def tell(self, params: Mapping[str, Any], loss: float, error: str | None = None, status: str | None = None,
              start: float | None = None, end: float | None = None, step: int | None = None) -> Individual:

@@ -47,9 +47,14 @@ class Event(str, enum.Enum):
 
 
 # --- building -------------------------------------------------------------------------------------------
-def start(ind_id: str, params: Mapping[str, Any], island: int, gen: int, t: float) -> dict[str, Any]:
-    """An evaluation starts: what it runs, where, and when."""
-    return {"ev": Event.START.value, "id": ind_id, "params": params, "island": island, "gen": gen, "t": t}
+def start(ind_id: str, params: Mapping[str, Any], island: int, gen: int, t: float,
+          promoted: bool = False) -> dict[str, Any]:
+    """An evaluation starts: what it runs, where, and when; ``promoted``: a pruned configuration trained again to
+    its end (the pruner does not judge it, also when it re-runs after a restart)."""
+    rec = {"ev": Event.START.value, "id": ind_id, "params": params, "island": island, "gen": gen, "t": t}
+    if promoted:
+        rec["promoted"] = True
+    return rec
 
 
 def end(ind: Individual) -> dict[str, Any]:
@@ -171,8 +176,11 @@ def individual(rec: Mapping[str, Any], rank: int, where: str) -> Individual:
 def pending(rec: Mapping[str, Any], rank: int) -> dict[str, Any]:
     """What to re-run, from a ``start`` or an interrupted ``end`` record (joined)."""
     gen = rec.get("gen", rec.get("generation", 0))
-    return {"id": rec["id"], "params": rec["params"], "island": rec.get("island", 0),
-            "rank": rec.get("rank", rank), "gen": gen, "ev": rec["ev"], "t": time_of(rec)}
+    out = {"id": rec["id"], "params": rec["params"], "island": rec.get("island", 0),
+           "rank": rec.get("rank", rank), "gen": gen, "ev": rec["ev"], "t": time_of(rec)}
+    if rec.get("promoted") is True:
+        out["promoted"] = True
+    return out
 
 
 def point(rec: Mapping[str, Any], where: str) -> tuple[str, int, float]:

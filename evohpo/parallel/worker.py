@@ -163,7 +163,7 @@ class Worker:
         """The next configuration: an unfinished one restored from the checkpoint first, else a new child."""
         if self.budget.requeued:
             rec = self.budget.requeued.pop(0)
-            return self.evolver.requeue(rec["params"], rec["id"])
+            return self.evolver.requeue(rec["params"], rec["id"], bool(rec.get("promoted")))
         while True:
             params = self._breed()
             if not self.peers:
@@ -208,8 +208,8 @@ class Worker:
         """Run the loss on ``params`` and tell the evolver; a failure is a result unless ``on_error="raise"``."""
         ind_id, gen = self.evolver.pending_id(params)
         start = clock.now()
-        self.journal.write(records.start(ind_id, params, self.island, gen, start))
         judged = self.evolver.space.key(params) not in self.evolver.promoting
+        self.journal.write(records.start(ind_id, params, self.island, gen, start, promoted=not judged))
         reporter = self.reports.begin(ind_id, judged) if self.reports is not None else None
         leader = self.evolver.population.best()
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint, reporter,
