@@ -229,3 +229,23 @@ def test_requeue_keeps_the_id() -> None:
     assert ev.tell(p, 3.0).id == "7-42"
     with pytest.raises(ValueError, match="'x'"):
         ev.requeue({"x": 99.0, "y": 0.0, "lr": 0.01}, "7-43")
+
+
+def test_ask_or_promote_gives_the_best_pruned_configuration_once_the_space_is_used_up() -> None:
+    """Pure: after every configuration of a finite space was told (two pruned), ``ask_or_promote`` asks the pruned one
+    that went furthest again, then the other, then raises SpaceExhausted saying how many; a withdrawn one is not
+    counted."""
+    ev = Evolver({"k": ["a", "b", "c"]}, pop_size=4, seed=0)
+    for _ in range(3):
+        p = ev.ask()
+        step, status = {"a": (None, None), "b": (1, PRUNED), "c": (2, PRUNED)}[p["k"]]
+        ev.tell(p, {"a": 0.5, "b": 0.1, "c": 0.9}[p["k"]], status=status, step=step)
+    first = ev.ask_or_promote()
+    assert first == {"k": "c"} and ev.promoted == 1  # step 2 beats step 1, whatever the loss
+    ev.withdraw(first)
+    assert ev.promoted == 0 and ev.ask_or_promote() == {"k": "c"}
+    ev.tell({"k": "c"}, 0.3)
+    assert ev.ask_or_promote() == {"k": "b"}
+    ev.tell({"k": "b"}, 0.2)
+    with pytest.raises(SpaceExhausted, match="then 2 pruned ones were trained to their end"):
+        ev.ask_or_promote()

@@ -49,6 +49,7 @@ class Evolver:
         self.generation = 0
         self._pending: dict[tuple, tuple[str, int, float]] = {}  # key -> (id, generation, ask time)
         self.promoting: set[tuple] = set()  # keys of pruned configurations asked again, to train to their end
+        self.promoted = 0  # how many were asked again (``ask_or_promote``)
         self._random = RandomInit(self.space)
 
     # --- ask / tell -----------------------------------------------------------------------------------
@@ -109,11 +110,28 @@ class Evolver:
         self.promoting.add(key(params))
         return self._reserve(params)
 
+    def ask_or_promote(self) -> dict[str, Any]:
+        """``ask``; once a finite space is used up, ``promote``: the budget left goes to the trainings that were most
+        promising when they were stopped. SpaceExhausted (saying how many were promoted) when neither is left."""
+        try:
+            return self.ask()
+        except SpaceExhausted as e:
+            used_up = str(e)
+        try:
+            params = self.promote()
+        except SpaceExhausted:
+            raise SpaceExhausted(used_up if not self.promoted else
+                                 f"{used_up}; then {self.promoted} pruned ones were trained to their end") from None
+        self.promoted += 1
+        return params
+
     def withdraw(self, params: Mapping[str, Any]) -> None:
         """Take back the configuration asked last, unevaluated (a peer started the same one meanwhile)."""
         ind_id, generation, _ = self._pending.pop(self.space.key(params))
         self.population.release(params)
-        self.promoting.discard(self.space.key(params))
+        if self.space.key(params) in self.promoting:
+            self.promoting.discard(self.space.key(params))
+            self.promoted -= 1
         if generation == self.generation - 1:
             self.generation -= 1  # its id is handed out again
 

@@ -96,7 +96,6 @@ class Worker:
         self.state_interval = state_interval
         self.failures = failures or FailureWatch(None)
         self._t0 = self._last_state = clock.now()
-        self._promoted = 0  # pruned configurations asked again once the space was used up
         self._freezer = SurvivorFreezer()
         threads_ok = transport.size > 1 and transport.threads_ok
         self._listener = StopListener(transport, self.signals, self.request_stop) if threads_ok else None
@@ -165,7 +164,7 @@ class Worker:
             rec = self.budget.requeued.pop(0)
             return self.evolver.requeue(rec["params"], rec["id"], bool(rec.get("promoted")))
         while True:
-            params = self._breed()
+            params = self.evolver.ask_or_promote()
             if not self.peers:
                 return params
             late = self.transport.poll()  # what arrived while breeding (near a finite space's end: milliseconds)
@@ -175,23 +174,6 @@ class Worker:
             self._receive(late)
             if not taken:
                 return params
-
-    def _breed(self) -> dict[str, Any]:
-        """A new child; once a finite space is used up, the best pruned configuration of the island trained again, to
-        its end (the budget left goes to the trainings that were most promising when they were stopped)."""
-        try:
-            return self.evolver.ask()
-        except SpaceExhausted as e:
-            used_up = str(e)
-        try:
-            params = self.evolver.promote()
-        except SpaceExhausted:
-            raise SpaceExhausted(used_up if not self._promoted else
-                                 f"{used_up}; then {self._promoted} pruned ones were trained to their end") from None
-        if not self._promoted:
-            log.info("%s: training pruned configurations again to their end, the most promising first", used_up)
-        self._promoted += 1
-        return params
 
     def _taken(self, params: dict[str, Any], msgs: list[tuple[int, int, Any]]) -> bool:
         """Whether a peer's result among ``msgs`` started or finished ``params``."""
@@ -209,6 +191,8 @@ class Worker:
         ind_id, gen = self.evolver.pending_id(params)
         start = clock.now()
         judged = self.evolver.space.key(params) not in self.evolver.promoting
+        if not judged and self.evolver.promoted == 1:
+            log.info("every configuration was tried: training pruned ones again to their end, the most promising first")
         self.journal.write(records.start(ind_id, params, self.island, gen, start, promoted=not judged))
         reporter = self.reports.begin(ind_id, judged) if self.reports is not None else None
         leader = self.evolver.population.best()
