@@ -38,6 +38,13 @@ Every method gets the same number of evaluations E per problem and seed (E = 4 x
 - random: plain uniform sampling (``random.Random(s)``; log-uniform for log floats); on a finite table, E
   distinct configurations drawn without replacement.
 
+Evaluation cost: in the parallel methods (evohpo, Propulate) every evaluation sleeps ``--eval-seconds`` (default
+2 ms) after computing the loss. With losses that cost nothing, 4 ranks on 2 cores take turns by scheduler time
+slices: one rank runs tens to hundreds of evaluations while its peers wait for a core and hear nothing, which no
+search of real trainings sees and which makes an asynchronous method's results depend on the machine's load. The
+serial methods are not slowed (their quality does not depend on time). Results carry ``eval_seconds``; ``--resume``
+and ``--reuse`` keep a parallel method's results only at the same value.
+
 MPI jobs run ``mpiexec -n 4 python -m mpi4py bench/quality.py --worker ...``; one job holds all seeds of a
 (method, problem), each seed on a fresh ``COMM_WORLD.Dup()``, one result line per seed. Propulate and Optuna
 and cmaes run in the peers' venv (``bench/_peers.py``, ``bench/.peers-venv``, ``_peers.PEERS``: Propulate, optuna,

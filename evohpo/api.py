@@ -194,8 +194,10 @@ def _evolver(space: Space, propagator: Any, pop_size: int | None, layout: Island
     its own random stream."""
     island = layout.island_of(rank)
     pop_size = pop_size or max(8, 2 * layout.sizes[island])
-    return Evolver(space, make_propagator(propagator, space, pop_size, rank, size), pop_size,
-                   seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island, rank=rank)
+    breed = make_propagator(propagator, space, pop_size, rank, size)
+    breed.join(island, layout.workers(island))
+    return Evolver(space, breed, pop_size, seed=np.random.SeedSequence([seed, rank]), name=str(rank), island=island,
+                   rank=rank)
 
 
 def _log_done(result: SearchResult, checkpoint: Any, rank: int) -> None:

@@ -206,13 +206,13 @@ def test_keep_other_evohpo_keeps_and_names_the_sources(tmp_path: Path) -> None:
     sha = first["runs"][0]["table_sha"]
     fake = {"problem": first["runs"][0]["problem"], "budget": 4, "method": "evohpo:ga", "status": "ok", "seed": 0,
             "best": 0.1, "best_params": {"a": 1}, "n": 4, "distinct": 3, "wall": 0.1, "inside": 0.0,
-            "regret": 0.0, "table_sha": sha, "evohpo_version": "0123456789ab"}
+            "regret": 0.0, "table_sha": sha, "evohpo_version": "0123456789ab", "eval_seconds": 0.002}
     first["runs"].append(fake)
     first["meta"]["evohpo_sources"] = {"0123456789ab": "an older tree, sources sha256 0123456789ab"}
     (tmp_path / "k.json").write_text(json.dumps(first))
     data, md, log = _run(tmp_path, "k", "--seeds", "1", "--resume", "--keep-other-evohpo", "--methods",
                          "random,evohpo:ga", "--evohpo-strategies", "ga")
-    assert "0 evohpo results of other evohpo sources" in log and "0 jobs" in log
+    assert "0 results of other evohpo sources" in log and "0 jobs" in log
     assert fake in data["runs"]
     assert "evohpo columns by sources (`--resume --keep-other-evohpo`): evohpo ga: an older tree" in md
     assert "| evohpo ga | random |" in md

@@ -40,3 +40,16 @@ def test_resume_drops_results_of_a_rebuilt_table(tmp_path: Path) -> None:
     # every lookup of a 4-lookup random search over 3 configurations finds the best: regret 0 either way,
     # but the incumbent's value is the new table's
     assert all(r["best"] == 0.3 for r in redone) and all(r["best"] == 0.1 for r in first)
+
+
+def test_resume_runs_a_parallel_method_again_at_another_evaluation_cost(tmp_path: Path) -> None:
+    (tmp_path / "tiny.json").write_text(json.dumps(_table(0.1)))
+    pick = ("--methods", "evohpo", "--evohpo-strategies", "random", "--jobs", "1")
+    first, _ = _run(tmp_path, *pick, "--eval-seconds", "0")
+    assert len(first) == 2 and all(r["status"] == "ok" and r["eval_seconds"] == 0.0 for r in first)
+    kept, log = _run(tmp_path, *pick, "--eval-seconds", "0", "--resume")
+    assert kept == first and "; 0 results of other evohpo sources or another --eval-seconds" in log
+    again, log = _run(tmp_path, *pick, "--resume")  # the default cost, 2 ms: measured again
+    assert "; 2 results of other evohpo sources or another --eval-seconds" in log
+    assert all(r["eval_seconds"] == 0.002 for r in again)
+    assert "every evaluation sleeping 2 ms" in (tmp_path / "q.md").read_text()

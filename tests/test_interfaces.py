@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import evohpo
-from evohpo import Callback, Evolver, Float, Propagator, SearchInfo
+from evohpo import Callback, Choice, Evolver, Float, Int, Propagator, SearchInfo
+from evohpo.core.cma import CMAES
 from evohpo.core.guided import ModelGuided
 from evohpo.core.propagators import Compose, Conditional, GridSearch, Portfolio, RandomInit, as_propagator
 from evohpo.core.space import Space
@@ -121,8 +122,12 @@ def test_every_named_strategy_builds_and_unknown_names_are_listed() -> None:
         prop = make_propagator(name, SPACE, 8, worker=1, workers=3)
         assert isinstance(prop, Propagator) and prop([], rng)
     assert make_propagator("grid", SPACE, 8, worker=1, workers=3).cursor == 1  # the grid is split by worker
-    default = make_propagator(None, SPACE, 8)  # the default: the GA and CMA-ES
-    assert isinstance(default, Portfolio) and [type(s).__name__ for s in default.strategies] == ["Conditional", "CMAES"]
+    # the default, a rule on the space: CMA-ES where every parameter is a float, else the GA and CMA-ES
+    assert isinstance(make_propagator(None, SPACE, 8), CMAES)
+    for other in ({**SPACE, "n": Int(1, 4)}, {**SPACE, "act": Choice(["relu", "tanh"])}, {"n": Int(1, 4)}):
+        default = make_propagator(None, Space(other), 8)
+        assert isinstance(default, Portfolio), other
+        assert [type(s).__name__ for s in default.strategies] == ["Conditional", "CMAES"]
     with pytest.raises(ValueError, match=r"propagator='gaa' must be one of \('ga', 'plain-ga'"):
         make_propagator("gaa", SPACE, 8)
 

@@ -29,7 +29,7 @@ def test_a_strategys_state_round_trips_through_the_journal(name: str, tmp_path) 
     prop = make_propagator(name, Space(SPACE), 8)
     prop.load_state_dict(json.loads(json.dumps(saved)))
     assert json.loads(json.dumps(prop.state_dict())) == saved
-    if name in ("cmaes", "ga+cmaes", "pso", "nelder-mead", "grid"):
+    if name in ("auto", "cmaes", "ga+cmaes", "pso", "nelder-mead", "grid"):
         assert saved, f"{name} wrote no state"
     r = evohpo.optimize(loss, SPACE, generations=60, **kw)
     assert (r.resumed, r.n_evaluations, r.reason) == (40, 20, "budget reached")
@@ -47,4 +47,4 @@ def test_a_resumed_search_keeps_its_strategy_unless_told_otherwise(tmp_path) -> 
     assert json.loads((tmp_path / "meta.json").read_text())["strategy"] == "random"
     fresh = tmp_path / "fresh"
     evohpo.optimize(loss, SPACE, generations=5, seed=1, comm=None, checkpoint=fresh)
-    assert json.loads((fresh / "meta.json").read_text())["strategy"] == "ga+cmaes"  # the default
+    assert json.loads((fresh / "meta.json").read_text())["strategy"] == "auto"  # the default

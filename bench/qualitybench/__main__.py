@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="append", default=None, metavar="JSON",
                         help="take the peers' ok results (not evohpo's) of this run's cells from another results file "
                         "(e.g. bench/results/quality.json) instead of running them; repeatable")
+    parser.add_argument("--eval-seconds", type=float, default=0.002,
+                        help="each evaluation of the parallel methods (evohpo, Propulate) sleeps this long (default "
+                        "0.002; 0: none, where 4 ranks on 2 cores run in bursts of a scheduler time slice)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (at most one under mpiexec)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per seed before it is a timeout")
     parser.add_argument("--out", default=None, help="Markdown report (default bench/results/quality.md)")

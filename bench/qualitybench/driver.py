@@ -57,6 +57,8 @@ class Driver:
         rec = {"problem": job.task.key, "budget": job.task.budget, "method": job.method, **rec, "seed": seed}
         if job.method.startswith("evohpo:"):
             rec["evohpo_version"] = self.meta.get("evohpo_version")
+        if job.mpi:
+            rec["eval_seconds"] = self.meta["eval_seconds"]
         if (sha := table_sha(job.task.key)) is not None:
             rec["table_sha"] = sha
         if rec.get("status") == "ok":
@@ -113,7 +115,7 @@ class Driver:
         if job.method.startswith("evohpo:"):
             args += ["--strategy", job.method.split(":", 1)[1]]
         if job.mpi:
-            return mpi_command(job.python, RANKS, ENTRY, *args)
+            return mpi_command(job.python, RANKS, ENTRY, *args, "--eval-seconds", str(self.meta["eval_seconds"]))
         return [str(job.python), str(ENTRY), *args]
 
     def _run_subprocess(self, job: Job) -> None:
@@ -197,6 +199,11 @@ def seed_text(seeds: list[int]) -> str:
     return ",".join(map(str, seeds))
 
 
+def parallel(method: str) -> bool:
+    """Whether ``method`` runs on several MPI ranks (its evaluations sleep ``--eval-seconds``)."""
+    return method.startswith("evohpo:") or method == "propulate"
+
+
 SERIAL_PEERS = ("optuna", "optuna-cmaes", "cmaes-ipop")  # run in the peers' venv, no MPI
 PEER_METHODS = ("propulate", *SERIAL_PEERS)
 
@@ -236,7 +243,8 @@ def reuse(drv: Driver, paths: list[str], tasks: list[Task], methods: list[str], 
           caps: dict[str, tuple[int | None, list[str]]]) -> None:
     """``--reuse FILE``: take the ok peers' results (Propulate, Optuna, cmaes, random; never evohpo's, which belong
     to their sources) of this run's cells from another results file, unless the cell already has one; a table's
-    results only while the table is unchanged. Each keeps ``reused_from``; the report says what was reused."""
+    results only while the table is unchanged, Propulate's only at the same ``--eval-seconds``. Each keeps
+    ``reused_from``; the report says what was reused."""
     by_id = {t.id: t for t in tasks}
     sources = dict(drv.meta.get("reused_sources", {}))
     for path in paths:
@@ -250,6 +258,8 @@ def reuse(drv: Driver, paths: list[str], tasks: list[Task], methods: list[str], 
                 continue
             if "table_sha" in r and r["table_sha"] != current_table_sha(r["problem"]):
                 continue
+            if parallel(m) and r.get("eval_seconds", 0.0) != drv.meta["eval_seconds"]:
+                continue  # Propulate measured with evaluations of another cost
             drv.results[(tid, m, seed)] = {**r, "reused_from": r.get("reused_from", src)}
             taken += 1
         sources[src] = old.get("meta", {}).get("peers", "?")
@@ -311,6 +321,7 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
             drv.say(peers_reason)
     drv.meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "host": platform.node(), "cpus": os.cpu_count(),
                 "load_before": os.getloadavg()[0], "seeds": args.seeds, "ranks": RANKS,
+                "eval_seconds": args.eval_seconds,
                 "evohpo": ((args.evohpo_ref or (f"copy {args.evohpo_tree} of the working tree"
                                                 if getattr(args, "evohpo_tree", None) else "working tree"))
                            + f" at HEAD {git_head()}"
@@ -336,6 +347,8 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
         for r in old.get("runs", []):
             if r.get("method", "").startswith("evohpo:") and r.get("evohpo_version") != version and not keep_other:
                 stale += 1
+            elif parallel(r.get("method", "")) and r.get("eval_seconds", 0.0) != args.eval_seconds:
+                stale += 1  # measured with evaluations of another cost
             elif "table_sha" in r and r["table_sha"] != current_table_sha(r["problem"]):
                 rebuilt += 1
             elif r.get("status") == "ok":
@@ -349,9 +362,9 @@ def run(args: argparse.Namespace, version: str) -> tuple[Driver, list[Task], lis
         om = old.get("meta", {})
         drv.meta["evohpo_sources"] = {**({om["evohpo_version"]: om["evohpo"]} if "evohpo_version" in om else {}),
                                       **om.get("evohpo_sources", {}), **drv.meta["evohpo_sources"]}
-        drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}; {stale} evohpo results of "
-                f"other evohpo sources and {rebuilt} results of since rebuilt (or removed) tables dropped (they "
-                f"run again)")
+        drv.say(f"resuming: {len(drv.results)} ok seed results from {args.json}; {stale} results of other evohpo "
+                f"sources or another --eval-seconds and {rebuilt} results of since rebuilt (or removed) tables "
+                f"dropped (they run again)")
     if getattr(args, "reuse", None):
         reuse(drv, args.reuse, tasks, methods, seeds, caps)
 

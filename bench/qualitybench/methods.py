@@ -34,11 +34,14 @@ class Tracker:
         self.best_params: dict[str, Any] | None = None
         self.best_at = math.inf  # time.monotonic() of the best's evaluation: one clock for all ranks of a host
         self.seen: set[tuple] = set()
+        self.cost = 0.0  # seconds each evaluation sleeps (``--eval-seconds``, parallel methods only)
 
     def __call__(self, params: Any, *rest: Any) -> float:
         t0 = time.perf_counter()
         p = self.decode(params)
         value = float(self.loss(p))
+        if self.cost:
+            time.sleep(self.cost)
         self.n += 1
         self.seen.add(tuple(plain(p[n]) for n in self.names))
         if value < self.best:
@@ -115,6 +118,7 @@ def _run_mpi(args: argparse.Namespace, problem: Problem) -> None:
 
             space = _evohpo_space(problem)
             tracker = Tracker(problem.loss_at(seed), lambda p: p, problem.space)
+            tracker.cost = args.eval_seconds
             comm.Barrier()
             t0 = time.perf_counter()
             optimize(tracker, space, comm=comm, generations=gens, propagator=args.strategy, seed=seed,
@@ -125,6 +129,7 @@ def _run_mpi(args: argparse.Namespace, problem: Problem) -> None:
             Propulator = quiet_propulator()  # checkpoint pickles off, the dump token still travels
             limits, decode = _propulate_space(problem)
             tracker = Tracker(problem.loss_at(seed), decode, problem.space)
+            tracker.cost = args.eval_seconds
             rng = random.Random(1000 * seed + comm.rank)
             propagator = get_default_propagator(2 * comm.size, limits, rng=rng)
             with tempfile.TemporaryDirectory(prefix="quality-propulate-") as tmp:

@@ -246,7 +246,11 @@ def report(drv: Driver, tasks: list[Task], methods: list[str], elapsed: float) -
               f"{meta['peers']}.", "",
               "Regret = best loss found - known minimum (tables: - the best mean validation error of the table). "
               f"Cell: median [25%, 75%] over seeds; **bold** = best median of the row. evohpo and Propulate: "
-              f"{RANKS} MPI ranks x budget/{RANKS} evaluations each; Optuna TPE, Optuna CMA-ES and IPOP-CMA-ES "
+              f"{RANKS} MPI ranks x budget/{RANKS} evaluations each, "
+              + (f"every evaluation sleeping {1000 * meta['eval_seconds']:g} ms (`--eval-seconds`: with evaluations "
+                 "that cost nothing, 4 ranks on 2 cores run in bursts of a scheduler time slice, which no real search "
+                 "sees)" if meta.get("eval_seconds") else "evaluations costing nothing (`--eval-seconds 0`)")
+              + "; Optuna TPE, Optuna CMA-ES and IPOP-CMA-ES "
               "serial; random = uniform sampling (without replacement on tables). Every method gets exactly `budget` "
               "evaluations. " + "See the docstring of bench/quality.py for each method's settings."
               + (f" Optuna CMA-ES: `{meta['optuna_cmaes']}`." if "optuna-cmaes" in methods and "optuna_cmaes" in meta

@@ -3,15 +3,23 @@ the space has integers or ordered choices) on the unit cube of ``core.vector``, 
 island, with IPOP restarts.
 
 Asynchronous use: each worker keeps its own distribution and samples its children from it; every ok result
-of the island (its own and its peers', in whatever order they arrive) goes into a buffer, and each time the
-buffer holds a population's worth the distribution is updated with it. So all workers of an island learn
-from the same results, a late result is still used, and the island makes one CMA-ES generation per
-population of results, however many workers it has. A child's raw sample is remembered, so that the update
-uses it (the discretized one for peers' children, whose raw samples this worker never saw). Unordered
-choices come from a GA child of the pool (``default_propagator``).
+of the island (its own and its peers') goes into a buffer, and each time the buffer holds a population's worth
+the distribution is updated with it. The results enter in one order on every worker of the island
+(``core.order.IslandOrder``: by end time, once every worker has passed it), so the workers' distributions stay
+the same and a peer's sample is as good as one's own; the island makes one CMA-ES generation per population of
+results, however many workers it has. Points that are not samples of the distribution now (an older one's, a
+GA child's) are clipped to a sample's length, or left out when far off (``_injected``). With integers or
+ordered choices, a child's raw sample is remembered, so that the update uses it (the discretized one for
+peers' children, whose raw samples this worker never saw). Unordered choices come from a GA child of the pool
+(``default_propagator``).
+
+Why the order: without it every worker updates with its own batches of the same results, the distributions
+drift apart, and each treats three quarters of its results as foreign; bench/results/quality-notes.md has the
+numbers with and without it.
 
 Restarts: when the distribution stops (``cmaes``' termination criteria), a new one starts at a random point
-with twice the population (IPOP-CMA-ES, Auger & Hansen 2005).
+with twice the population (IPOP-CMA-ES, Auger & Hansen 2005); the point is drawn from the old distribution's
+mean, so that workers in island order restart alike.
 
 State: ``cmaes`` offers pickling only, and a journal is JSON and never unpickled, so ``state_dict`` writes
 the distribution's arrays and numbers as JSON (``_plain``); the sampling stream is re-seeded from the
@@ -27,11 +35,14 @@ from typing import Any
 import numpy as np
 
 from .individual import Individual
+from .order import IslandOrder
 from .propagators import Params, Propagator, default_propagator
 from .space import Space
 from .vector import Vectorizer
 
 MAX_REMEMBERED = 4096  # raw samples of children waiting for their result (a rejected duplicate never returns)
+FAR = 1.5  # points told whose step is over FAR x a sample's length are left out (``_injected``)
+HELD_PER_WORKER = 3  # island order: results held back (and a silent worker's wait) per worker of the island
 
 
 class CMAES(Propagator):
@@ -56,6 +67,7 @@ class CMAES(Propagator):
         self._buffer: list[tuple[np.ndarray, float]] = []
         self._raw: dict[tuple, np.ndarray] = {}  # child key -> the raw sample it came from
         self._reseed = True  # draw the sampling stream's seed from the worker's rng at the next call
+        self._order: IslandOrder | None = None  # set by join(): the island's results in one order
         self._cma = self._new(np.full(self.vec.dims, 0.5)) if self.vec.dims else None
 
     def _new(self, mean: np.ndarray) -> Any:
@@ -92,11 +104,28 @@ class CMAES(Propagator):
             del self._raw[next(iter(self._raw))]
         return [child]
 
+    def join(self, island: int, ranks: Sequence[int]) -> None:
+        if self._cma is not None and len(ranks) > 1:
+            self._order = IslandOrder(ranks, max_held=HELD_PER_WORKER * len(ranks))
+
     def observe(self, individual: Individual) -> None:
-        if self._cma is None or not individual.ok:
+        if self._cma is None:
             return
+        for ind in self._order.push(individual) if self._order is not None else [individual]:
+            if ind.ok:
+                self._take(ind)
+
+    def _take(self, individual: Individual) -> None:
+        """Buffer one ok result; update the distribution when the buffer holds a population."""
         raw = self._raw.pop(self.space.key(individual.params), None)
-        x = raw if raw is not None else self._injected(self.vec.encode(individual.params))
+        if self._order is not None and not self.vec.steps.any():
+            raw = None  # in island order every worker tells the same point for a result: its encoding
+        if raw is not None and self._order is None:
+            x = raw  # this worker's own sample, told as it was drawn
+        else:
+            x = self._injected(raw if raw is not None else self.vec.encode(individual.params))
+            if x is None:
+                return
         self._buffer.append((x, float(individual.loss)))
         if len(self._buffer) >= self._cma.population_size:
             batch, self._buffer = self._buffer[: self.popsize], self._buffer[self.popsize:]
@@ -104,20 +133,25 @@ class CMAES(Propagator):
             if self._cma.should_stop() and self.restarts < self.max_restarts:
                 self._restart()
 
-    def _injected(self, x: np.ndarray) -> np.ndarray:
-        """A solution this distribution did not sample (a peer's), its step from the mean clipped to the length
-        a sample of the distribution has (Hansen 2011, "Injecting external solutions into CMA-ES"): otherwise the
-        step-size and covariance updates take far-off points for huge steps of their own."""
+    def _injected(self, x: np.ndarray) -> np.ndarray | None:
+        """A point told to the distribution that may not be a sample of its own now (a peer's, an older one, a
+        GA child): its step from the mean clipped to the length a sample has (Hansen 2011, "Injecting external
+        solutions into CMA-ES"), or None, left out, when the step is over ``FAR`` times that length. Otherwise
+        the step-size and covariance updates take far-off points for huge steps of their own; and a good point
+        far off (a GA child from another basin), even clipped, drags the mean and inflates the step size."""
         inner = self._inner()
         B, D = inner._eigen_decomposition()
         y = (x - inner._mean) / inner._sigma
         norm = float(np.linalg.norm((B.T @ y) / D))
         n = self.vec.dims
         limit = math.sqrt(n) + 2 * n / (n + 2)
+        if norm > FAR * limit:
+            return None
         return x if norm <= limit else inner._mean + inner._sigma * y * (limit / norm)
 
     def _restart(self) -> None:
-        rng = np.random.default_rng([self.restarts, *self._inner()._rng.randint(2**31, size=2)])
+        # the new mean depends on the distribution alone, so that workers in island order restart alike
+        rng = np.random.default_rng([self.restarts, *np.frombuffer(self._inner()._mean.tobytes(), np.uint32)])
         self.restarts += 1
         self.popsize = 2 * self.popsize
         self._buffer = []
@@ -132,8 +166,11 @@ class CMAES(Propagator):
     def state_dict(self) -> dict[str, Any]:
         if self._cma is None:
             return {}
-        return {"restarts": self.restarts, "popsize": self.popsize, "cma": _plain(self._cma),
-                "buffer": [[_plain(x), y] for x, y in self._buffer]}
+        state = {"restarts": self.restarts, "popsize": self.popsize, "cma": _plain(self._cma),
+                 "buffer": [[_plain(x), y] for x, y in self._buffer]}
+        if self._order is not None:
+            state["order"] = self._order.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self._cma is None or not state:
@@ -142,6 +179,8 @@ class CMAES(Propagator):
         self._cma = self._new(np.full(self.vec.dims, 0.5))
         _restore(self._cma, state["cma"])
         self._buffer = [(_array(x), float(y)) for x, y in state["buffer"]]
+        if self._order is not None and "order" in state:
+            self._order.load_state_dict(state["order"])
         self._raw = {}
         self._reseed = True
 

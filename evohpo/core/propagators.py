@@ -38,6 +38,9 @@ class Propagator:
     def feedback(self, params: Params, success: bool) -> None:
         """Told for each child of this propagator whether it entered the breeding population."""
 
+    def join(self, island: int, ranks: Sequence[int]) -> None:
+        """Told once, before the search: the worker's island and the ranks of its workers (``ranks``)."""
+
     def observe(self, individual: Individual) -> None:
         """Told of every result of the island: this worker's, and its peers' as they arrive (in any order)."""
 
@@ -326,6 +329,10 @@ class Combinator(Propagator):
     def feedback(self, params: Params, success: bool) -> None:
         for part in self.parts().values():
             part.feedback(params, success)
+
+    def join(self, island: int, ranks: Sequence[int]) -> None:
+        for part in self.parts().values():
+            part.join(island, ranks)
 
     def observe(self, individual: Individual) -> None:
         for part in self.parts().values():

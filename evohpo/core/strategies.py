@@ -20,7 +20,7 @@ from .propagators import (
     random_search,
 )
 from .pso import ParticleSwarm
-from .space import Space
+from .space import Float, Space
 
 Factory = Callable[[Space, int, int, int], Propagator]  # (space, pop_size, worker, workers) -> propagator
 
@@ -63,6 +63,18 @@ def _ga_cmaes(space: Space, pop_size: int, worker: int, workers: int) -> Propaga
     return Portfolio([default_propagator(space, pop_size), CMAES(space, pop_size)], decay=0.95)
 
 
+def _auto(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
+    """A rule on the space: ``cmaes`` when every parameter is a continuous float, else ``ga+cmaes``."""
+    if continuous(space):
+        return _cmaes(space, pop_size, worker, workers)
+    return _ga_cmaes(space, pop_size, worker, workers)
+
+
+def continuous(space: Space) -> bool:
+    """Whether every parameter of ``space`` is a float (there is at least one)."""
+    return len(space) > 0 and all(isinstance(p, Float) for p in space.values())
+
+
 def _pso(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
     """Particle swarm: each worker moves its own particles towards their bests and the island's best."""
     return ParticleSwarm(space, pop_size)
@@ -81,8 +93,8 @@ def _grid(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
 
 STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": _adaptive, "guided": _guided,
                                   "cmaes": _cmaes, "ga+cmaes": _ga_cmaes, "pso": _pso, "nelder-mead": _nelder_mead,
-                                  "random": _random, "grid": _grid}
-DEFAULT = "ga+cmaes"  # bench/results/quality-continuous.md: the most robust on 30 continuous and 24 table problems
+                                  "auto": _auto, "random": _random, "grid": _grid}
+DEFAULT = "auto"  # bench/results/quality-continuous.md: CMA-ES on continuous spaces, the portfolio on the others
 
 
 def grid_points(strategy: Any) -> int | None:
