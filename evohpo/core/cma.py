@@ -43,6 +43,11 @@ from .vector import Vectorizer
 MAX_REMEMBERED = 4096  # raw samples of children waiting for their result (a rejected duplicate never returns)
 FAR = 1.5  # points told whose step is over FAR x a sample's length are left out (``_injected``)
 HELD_PER_WORKER = 3  # island order: results held back (and a silent worker's wait) per worker of the island
+# population added per worker of an island: measured with 4 in-process workers on 5-D ellipsoid, discus and rotated
+# ellipsoid (1,000 evaluations, 8 seeds), median regrets 1.6, 0.58, 1.1 with the default 8; 0.014, 0.0004, 0.18
+# with 16; 0.24, 0.0028, 0.36 with 12; 0.88, 0.015, 0.41 with 24; at 8 workers discus 1.2 (8), 0.0061 (16),
+# 0.055 (24), 0.31 (32)
+EXTRA_PER_WORKER = 2
 
 
 class CMAES(Propagator):
@@ -51,7 +56,8 @@ class CMAES(Propagator):
     Args:
         pop_size: the GA's pool size (for unordered choices, and the whole child when no parameter is numeric).
         sigma0: the initial step size on the unit cube.
-        popsize: the first population size (default CMA-ES's 4 + 3 ln(dims)); doubled at each restart.
+        popsize: the first population size (default CMA-ES's 4 + 3 ln(dims), and 2 more per worker of an island of
+            several: ``join``); doubled at each restart.
         max_restarts: restarts before the last distribution is kept for good.
     """
 
@@ -62,7 +68,7 @@ class CMAES(Propagator):
         self.space, self.vec = Space(space), Vectorizer(space)
         self.breed = default_propagator(self.space, pop_size)
         self.sigma0, self.max_restarts = float(sigma0), int(max_restarts)
-        self.popsize = popsize
+        self.popsize, self._popsize_given = popsize, popsize is not None
         self.restarts = 0
         self._buffer: list[tuple[np.ndarray, float]] = []
         self._raw: dict[tuple, np.ndarray] = {}  # child key -> the raw sample it came from
@@ -105,8 +111,12 @@ class CMAES(Propagator):
         return [child]
 
     def join(self, island: int, ranks: Sequence[int]) -> None:
-        if self._cma is not None and len(ranks) > 1:
-            self._order = IslandOrder(ranks, max_held=HELD_PER_WORKER * len(ranks))
+        if self._cma is None or len(ranks) < 2:
+            return
+        self._order = IslandOrder(ranks, max_held=HELD_PER_WORKER * len(ranks))
+        if not self._popsize_given:  # samples come back a few evaluations late: a larger population bears it
+            self.popsize += EXTRA_PER_WORKER * len(ranks)
+            self._cma = self._new(np.full(self.vec.dims, 0.5))
 
     def observe(self, individual: Individual) -> None:
         if self._cma is None:
