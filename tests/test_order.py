@@ -195,13 +195,17 @@ def test_a_cma_es_in_island_order_continues_from_its_state() -> None:
     assert np.array_equal(a._inner()._mean, b._inner()._mean)
 
 
-def test_joining_an_island_of_several_adds_two_to_the_population_per_worker() -> None:
+def test_joining_an_island_of_several_enlarges_the_population_less_in_more_dimensions() -> None:
     space, _ = rotated_ellipsoid(5, 0)
     default = CMAES(space, 8).population_size
-    for ranks, expected in (([0], default), ([0, 1, 2, 3], default + 8)):
+    for ranks, expected in (([0], default), ([0, 1, 2, 3], default + 8)):  # 2 per worker in 5-D
         cma = CMAES(space, 8)
         cma.join(0, ranks)
         assert cma.population_size == expected
+    wide, _ = rotated_ellipsoid(20, 0)
+    cma = CMAES(wide, 8)
+    cma.join(0, [0, 1, 2, 3])
+    assert cma.population_size == CMAES(wide, 8).population_size + 1  # 20-D: the covariance learns ~11x slower
     given = CMAES(space, 8, popsize=10)
     given.join(0, [0, 1, 2, 3])
     assert given.population_size == 10  # a population the user gave is kept

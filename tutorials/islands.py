@@ -17,6 +17,9 @@ result = evohpo.optimize(
     problem.space,
     islands=2 if size >= 2 else 1,
     generations=1000,  # evaluations per worker
+    # Schwefel is separable and multimodal: the GA's ground. The default ("auto") would take CMA-ES for a space of
+    # floats only, which wins on rotated, ill-conditioned problems and loses here (docs/guide/strategies.md).
+    propagator="ga",
     migration_prob=0.1,  # per island per evaluation: one emigrant leaves with this probability
     topology="ring",
     emigrants=1,

@@ -43,10 +43,12 @@ from .vector import Vectorizer
 MAX_REMEMBERED = 4096  # raw samples of children waiting for their result (a rejected duplicate never returns)
 FAR = 1.5  # points told whose step is over FAR x a sample's length are left out (``_injected``)
 HELD_PER_WORKER = 3  # island order: results held back (and a silent worker's wait) per worker of the island
-# population added per worker of an island: measured with 4 in-process workers on 5-D ellipsoid, discus and rotated
-# ellipsoid (1,000 evaluations, 8 seeds), median regrets 1.6, 0.58, 1.1 with the default 8; 0.014, 0.0004, 0.18
-# with 16; 0.24, 0.0028, 0.36 with 12; 0.88, 0.015, 0.41 with 24; at 8 workers discus 1.2 (8), 0.0061 (16),
-# 0.055 (24), 0.31 (32)
+# population added per worker of an island in 5-D, and less in more dimensions, in proportion to how fast the
+# covariance learns (its rate c1 ~ 2 / (n + 1.3)^2), as a stale sample misleads a fast learner more. Measured with 4
+# in-process workers (8 seeds, median regrets): 5-D ellipsoid, discus, rotated ellipsoid at 1,000 evaluations 1.6,
+# 0.58, 1.1 with the default population 8; 0.24, 0.0028, 0.36 with 12; 0.014, 0.0004, 0.18 with 16; 0.88, 0.015,
+# 0.41 with 24; at 8 workers discus 1.2 (8), 0.0061 (16), 0.055 (24), 0.31 (32). 20-D at 2,000: bent cigar 2.9 with
+# the default 12, 25 with 16, 206 with 20; sharp ridge 0.84 (12), 2.7 (16); rotated ellipsoid 5,250 (12), 3,900 (16).
 EXTRA_PER_WORKER = 2
 
 
@@ -56,8 +58,8 @@ class CMAES(Propagator):
     Args:
         pop_size: the GA's pool size (for unordered choices, and the whole child when no parameter is numeric).
         sigma0: the initial step size on the unit cube.
-        popsize: the first population size (default CMA-ES's 4 + 3 ln(dims), and 2 more per worker of an island of
-            several: ``join``); doubled at each restart.
+        popsize: the first population size (default CMA-ES's 4 + 3 ln(dims), larger on an island of several
+            workers: ``join``, ``extra_population``); doubled at each restart.
         max_restarts: restarts before the last distribution is kept for good.
     """
 
@@ -115,7 +117,7 @@ class CMAES(Propagator):
             return
         self._order = IslandOrder(ranks, max_held=HELD_PER_WORKER * len(ranks))
         if not self._popsize_given:  # samples come back a few evaluations late: a larger population bears it
-            self.popsize += EXTRA_PER_WORKER * len(ranks)
+            self.popsize += extra_population(len(ranks), self.vec.dims)
             self._cma = self._new(np.full(self.vec.dims, 0.5))
 
     def observe(self, individual: Individual) -> None:
@@ -193,6 +195,14 @@ class CMAES(Propagator):
             self._order.load_state_dict(state["order"])
         self._raw = {}
         self._reseed = True
+
+
+def extra_population(workers: int, dims: int) -> int:
+    """How much larger the first population is on an island of ``workers`` (``EXTRA_PER_WORKER`` each in 5-D,
+    scaled by the covariance's learning rate in ``dims`` dimensions against 5-D's, at most that)."""
+    if workers < 2:
+        return 0
+    return math.ceil(EXTRA_PER_WORKER * workers * min(1.0, (5 + 1.3) ** 2 / (dims + 1.3) ** 2))
 
 
 # --- JSON state of a cmaes object -------------------------------------------------------------------------
