@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import write_report
 
 from evohpo import Float, Individual
 from evohpo.core.cma import CMAES
@@ -60,17 +61,14 @@ def main() -> None:
         if len(block) > args.block:
             block = block[-args.block:]
     base = rows[0][2]
-    lines = [f"CMA-ES step of one worker on an island of {args.workers}, {DIMS}-D (`python bench/cma_step.py`): one ask "
-             f"and {args.workers} results taken in per step; median of the last {args.block} steps.", "",
+    lines = [f"CMA-ES step of one worker on an island of {args.workers}, {DIMS}-D (`python bench/cma_step.py`): one "
+             f"ask and {args.workers} results taken in per step; median of the last {args.block} steps.", "",
              "| steps | results seen | µs per step | vs first | population | restarts |",
              "|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {s:,} | {n:,} | {us:.1f} | {us / base:.2f}x | {pop} | {rs} |" for s, n, us, pop, rs in rows]
     worst = max(r[2] for r in rows)
     lines.append(f"\nslowest: {worst:.1f} µs per step (goal: < 200 µs, flat along the search)")
-    table = "\n".join(lines)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n")
+    write_report("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
     .venv/bin/python bench/quality.py --problems sphere-5d,table:cnn_digits@100 --seeds 5
     .venv/bin/python bench/quality.py --problems 'table1:*' --json /tmp/q.json --out /tmp/q.md  # scratch files
     .venv/bin/python bench/quality.py --evohpo-strategies ga,guided,random
-    .venv/bin/python bench/quality.py --problems continuous2,continuous --evohpo-strategies ga,cmaes,ga+cmaes \
-        --cap 'optuna=@table*' --cap optuna-cmaes=5 --reuse bench/results/quality.json \
+    .venv/bin/python bench/quality.py --problems continuous2,continuous,tables --evohpo-strategies auto,ga+cmaes,ga \
+        --cap 'optuna=@table*|sphere-5d|...' --reuse bench/results/quality-continuous-zero-cost.json \
         --json bench/results/quality-continuous.json --out bench/results/quality-continuous.md
     .venv/bin/python bench/quality.py --resume         # after an evohpo change: re-runs the evohpo columns only
     .venv/bin/python bench/quality.py --report-only    # rewrite the Markdown from the JSON, run nothing

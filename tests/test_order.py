@@ -101,7 +101,7 @@ def asynchronous(space, loss, workers: int, n: int, seed: int, join: bool, spy=N
     rng = np.random.default_rng(seed)
     evs = []
     for r in range(workers):
-        cma = CMAES(space, 8, popsize=None if join else 8 + 2 * workers)  # the population join gives, unjoined
+        cma = CMAES(space, 8, popsize=8)  # one population with and without the order: its effect alone
         if join:
             cma.join(0, list(range(workers)))
         evs.append(Evolver(space, cma, pop_size=8, seed=[seed, r], name=str(r), rank=r))
@@ -146,7 +146,7 @@ def test_in_island_order_every_worker_has_the_same_distribution_after_each_updat
     asynchronous(space, loss, 3, 400, seed=1, join=join, spy=spy)
     updates = {g for g, _ in means}
     common = [g for g in sorted(updates) if all((g, r) in means for r in range(3))]
-    assert len(common) > 20  # 400 results of a population of 14 (a few still held at the end)
+    assert len(common) > 30  # 400 results of a population of 8 (a few still held at the end)
     spread = max(float(np.max(np.abs(means[(g, r)] - means[(g, 0)]))) for g in common for r in range(3))
     if join:
         assert spread == 0.0, spread
@@ -155,15 +155,14 @@ def test_in_island_order_every_worker_has_the_same_distribution_after_each_updat
 
 
 def test_island_order_makes_asynchronous_workers_converge_as_one() -> None:
-    # measured (3 workers, 4-D rotated ellipsoid, 600 evaluations, 7 seeds; deterministic; both with the population
-    # of 14 that joining an island of 3 gives): medians 0.21 in island order and 1.6 without it; ordered 0.011-3.2,
-    # unordered 0.14-4.8 (one worker alone, population 8: 0.065, tests/test_cma.py)
+    # measured (3 workers, 4-D rotated ellipsoid, 600 evaluations, 15 seeds; deterministic; population 8 in both):
+    # medians 0.077 in island order and 2.4 without it (one worker alone: 0.065 over 7 seeds, tests/test_cma.py)
     ordered, unordered = [], []
-    for seed in range(7):
+    for seed in range(15):
         space, loss = rotated_ellipsoid(4, seed)
         ordered.append(asynchronous(space, loss, 3, 600, seed, join=True))
         unordered.append(asynchronous(space, loss, 3, 600, seed, join=False))
-    assert statistics.median(ordered) < 0.5 and statistics.median(unordered) > 4 * statistics.median(ordered), (
+    assert statistics.median(ordered) < 0.5 and statistics.median(unordered) > 5 * statistics.median(ordered), (
         ordered, unordered)
 
 
@@ -198,7 +197,7 @@ def test_a_cma_es_in_island_order_continues_from_its_state() -> None:
 def test_joining_an_island_of_several_enlarges_the_population_less_in_more_dimensions() -> None:
     space, _ = rotated_ellipsoid(5, 0)
     default = CMAES(space, 8).population_size
-    for ranks, expected in (([0], default), ([0, 1, 2, 3], default + 8)):  # 2 per worker in 5-D
+    for ranks, expected in (([0], default), ([0, 1, 2, 3], default + 6)):  # 1.5 per worker in 5-D
         cma = CMAES(space, 8)
         cma.join(0, ranks)
         assert cma.population_size == expected

@@ -45,11 +45,13 @@ FAR = 1.5  # points told whose step is over FAR x a sample's length are left out
 HELD_PER_WORKER = 3  # island order: results held back (and a silent worker's wait) per worker of the island
 # population added per worker of an island in 5-D, and less in more dimensions, in proportion to how fast the
 # covariance learns (its rate c1 ~ 2 / (n + 1.3)^2), as a stale sample misleads a fast learner more. Measured with 4
-# in-process workers (8 seeds, median regrets): 5-D ellipsoid, discus, rotated ellipsoid at 1,000 evaluations 1.6,
-# 0.58, 1.1 with the default population 8; 0.24, 0.0028, 0.36 with 12; 0.014, 0.0004, 0.18 with 16; 0.88, 0.015,
-# 0.41 with 24; at 8 workers discus 1.2 (8), 0.0061 (16), 0.055 (24), 0.31 (32). 20-D at 2,000: bent cigar 2.9 with
-# the default 12, 25 with 16, 206 with 20; sharp ridge 0.84 (12), 2.7 (16); rotated ellipsoid 5,250 (12), 3,900 (16).
-EXTRA_PER_WORKER = 2
+# in-process workers (tests/test_order.py's model; 8 seeds, median regrets). 5-D at 1,000 evaluations, ellipsoid /
+# discus / rotated ellipsoid: population 8 (the default) 1.6 / 0.58 / 1.1; 12: 0.24 / 0.0028 / 0.36; 14: 0.081 /
+# 0.00025 / 0.28; 16: 0.014 / 0.0004 / 0.18; 24: 0.88 / 0.015 / 0.41. At 500, sphere / Ackley: 12: 1.9e-4 / 0.29;
+# 14: 2.6e-4 / 0.34; 16: 3.7e-4 / 0.79; 2-D Himmelblau: 10: 3.8e-8, 12: 9e-7, 14: 2.8e-6. 20-D at 2,000: bent
+# cigar 2.9 with the default 12, 25 with 16, 206 with 20; sharp ridge 0.84 (12), 2.7 (16); rotated ellipsoid 5,250
+# (12), 3,900 (16). More helps long searches on ill-conditioned problems, less short ones; 1.5 is between.
+EXTRA_PER_WORKER = 1.5
 
 
 class CMAES(Propagator):
