@@ -18,8 +18,8 @@ drift apart, and each treats three quarters of its results as foreign; bench/res
 numbers with and without it.
 
 Restarts: when the distribution stops (``cmaes``' termination criteria), a new one starts at a random point
-with twice the population (IPOP-CMA-ES, Auger & Hansen 2005); the point is drawn from the old distribution's
-mean, so that workers in island order restart alike.
+with twice the population (IPOP-CMA-ES, Auger & Hansen 2005); the point's random draw is seeded by the old
+distribution's mean, so that workers in island order restart alike.
 
 State: ``cmaes`` offers pickling only, and a journal is JSON and never unpickled, so ``state_dict`` writes
 the distribution's arrays and numbers as JSON (``_plain``); the sampling stream is re-seeded from the
