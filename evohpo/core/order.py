@@ -83,16 +83,12 @@ class IslandOrder:
         self.heard = int(state["heard"])
         for r, e, at in state["last_end"]:
             if int(r) in self.last_end:
-                self.last_end[int(r)], self.heard_at[int(r)] = _float(e), int(at)
+                self.last_end[int(r)], self.heard_at[int(r)] = float(e), int(at)
         end, rank, ind_id = state["passed"]
-        self.passed = (_float(end), int(rank), str(ind_id))
+        self.passed = (float(end), int(rank), str(ind_id))
         self._held = [(_key(ind), i, ind) for i, ind in enumerate(map(Individual.from_dict, state["held"]))]
         heapq.heapify(self._held)
 
 
 def _finite(x: float) -> float | str:
     return x if math.isfinite(x) else repr(x)
-
-
-def _float(x: float | str) -> float:
-    return float(x)
