@@ -57,7 +57,7 @@ class Driver:
         rec = {"problem": job.task.key, "budget": job.task.budget, "method": job.method, **rec, "seed": seed}
         if job.method.startswith("evohpo:"):
             rec["evohpo_version"] = self.meta.get("evohpo_version")
-        if job.mpi:
+        if parallel(job.method):
             rec["eval_seconds"] = self.meta["eval_seconds"]
         if (sha := table_sha(job.task.key)) is not None:
             rec["table_sha"] = sha
