@@ -34,8 +34,9 @@ Methods (``--methods``):
   ``evohpo.report(step, value)`` after each step and returns the value after R steps; each step sleeps
   ``--step-seconds`` (1 ms): with zero-cost steps the 4 ranks (on 2 cores) outran their own messages and ~25% of the
   trainings of a pruned search on a finite grid were duplicates started by two workers at once (none with 1 ms). evohpo
-  starts no training once N is used and lets running ones finish (overshoot < R per worker): it is scored at the steps
-  it used (in the JSON; the report also scores it at exactly N). It stops early when every configuration of the grid
+  trains exactly N steps: no training starts once N is used, and the last ones stop where the budget ends (before
+  that change, running trainings finished: an overshoot < R per worker; the report scores every run at exactly N,
+  from its trajectory). It stops early when every configuration of the grid
   has been trained and every pruned one was trained again to its end (``space exhausted``; a second training
   starts from scratch and pays all its steps: evohpo does not resume a training).
 - ``evohpo-none`` (``pruner="none"``: every training runs R steps), ``evohpo-median`` (``MedianStopping()``),

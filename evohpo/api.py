@@ -99,8 +99,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             ``keep(value, others)`` (``core.pruners``). A pruned training is a result of status "pruned".
         max_steps: the most steps (e.g. epochs) one training reports; the rungs of the pruner lie below it.
         step_budget: the search's budget in steps reported across all workers (shared, like ``max_evaluations``;
-            needs ``max_steps``; instead of ``generations``/``max_evaluations``): no training starts once it is
-            used up, and a training that started runs to its end or its pruning.
+            needs ``max_steps``; instead of ``generations``/``max_evaluations``), a hard limit: no training starts
+            once it is used up, and one that reaches the last step its worker has left is stopped there (pruned).
         ranks_per_worker: how many ranks evaluate each individual together (e.g. a DDP training over k GPUs): the
             ranks of ``comm`` form workers of k consecutive ranks of one node; each worker's first rank breeds,
             shares and writes the journal, and all k call ``loss_fn``, which finds the worker's communicator in

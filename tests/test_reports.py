@@ -137,10 +137,14 @@ def test_maximizing_reports_are_signed_like_the_loss() -> None:
     assert all(i.loss == pytest.approx(curve(i.params["x"], i.step) - 1.0) for i in pruned)
 
 
-def test_step_budget_counts_steps_and_overshoots_by_less_than_one_training() -> None:
+def test_step_budget_counts_steps_and_the_last_training_stops_where_it_ends() -> None:
     r = evohpo.optimize(training, SPACE, max_steps=R, step_budget=400, progress_interval=1e9, seed=5)
-    assert 400 <= r.n_steps < 400 + R and r.reason == "budget reached"
+    assert r.n_steps == 400 and r.reason == "budget reached"
     assert r.n_evaluations > 400 // R  # pruning buys more trainings than full ones would
+    assert sum(i.step for i in archive(r)) == 400
+    unpruned = evohpo.optimize(training, SPACE, max_steps=R, step_budget=100, pruner="none", progress_interval=1e9)
+    assert [i.step for i in archive(unpruned)] == [R, R, R, 100 - 3 * R] and unpruned.n_steps == 100
+    assert archive(unpruned)[-1].status == PRUNED  # stopped where the budget ended, without a pruner
     with pytest.raises(ValueError, match="step_budget=100 needs max_steps"):
         evohpo.optimize(training, SPACE, step_budget=100)
     with pytest.raises(ValueError, match="step_budget=100 is the search's budget in steps: give it instead"):
@@ -191,7 +195,7 @@ def test_a_restart_keeps_every_curve_and_rung(tmp_path: Path) -> None:
     new = sorted((i for i in second.archive if i.id not in before), key=lambda i: int(i.id.split("-")[1]))
     assert len(before) >= 12 and len(new) >= 5  # (without the restored board the first 5 would run to the end)
     assert all(i.status == PRUNED and i.step == 1 for i in new[:5])
-    assert 300 <= first.n_steps and first.n_steps + second.n_steps < 600 + R
+    assert first.n_steps == 300 and first.n_steps + second.n_steps == 600
     loaded = restore(tmp_path)
     ends = {i.id: i for i in loaded.individuals}
     for ind_id, ind in before.items():

@@ -13,6 +13,7 @@ takes its lock for the few microseconds it uses the transport, and passes stop m
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,10 +45,11 @@ class Reports:
         """Where rung values go (the island's other workers) and reports are written."""
         self.transport, self.peers, self.journal = transport, peers, journal
 
-    def begin(self, ind_id: str, judged: bool = True) -> TrialReporter:
+    def begin(self, ind_id: str, judged: bool = True, cap: int | None = None) -> TrialReporter:
         """The reporter of the evaluation ``ind_id`` that starts now (not ``judged``: its points are recorded, the
-        pruner never stops it, e.g. a pruned configuration trained again to its end)."""
-        return TrialReporter(self, ind_id, judged)
+        pruner never stops it, e.g. a pruned configuration trained again to its end; ``cap``: the steps left of
+        the worker's step budget, at which the training is stopped)."""
+        return TrialReporter(self, ind_id, judged, cap)
 
     def on_rung(self, src: int, payload: tuple[str, int, float]) -> None:
         """A peer's training reached a rung (Tag.RUNG)."""
@@ -76,15 +78,23 @@ class Reports:
 
 
 class TrialReporter:
-    """The reports of one evaluation: its curve (signed losses) and whether the pruner stopped it."""
+    """The reports of one evaluation: its curve (signed losses) and whether the pruner stopped it.
 
-    def __init__(self, reports: Reports, ind_id: str, judged: bool = True) -> None:
+    ``cap``: the steps left of the worker's step budget. A training that reaches it before ``max_steps`` is stopped
+    there like a pruned one, so that a search never trains more steps than its budget."""
+
+    def __init__(self, reports: Reports, ind_id: str, judged: bool = True, cap: int | None = None) -> None:
         self.reports, self.id = reports, ind_id
         self.last_step: int | None = None
         self.last_loss: float | None = None
         self.pruned_at: int | None = None
         self._next = reports.rungs[0] if reports.rungs and judged else None  # the next rung this training reaches
+        self.cap = cap if cap is not None and (reports.max_steps is None or cap < reports.max_steps) else None
+        self._due = self._first_due()  # the first step at which a report has more to do than record the point
         self._maximize = reports.goal.maximize
+
+    def _first_due(self) -> float:
+        return min(math.inf if self._next is None else self._next, math.inf if self.cap is None else self.cap)
 
     def report(self, step: Any, value: Any, metrics: Mapping[str, Any]) -> None:
         """Record a point; raise ``Pruned`` when the pruner stops the training (again at every later report)."""
@@ -95,8 +105,19 @@ class TrialReporter:
         previous, self.last_step, self.last_loss = self.last_step, step, loss
         if self.pruned_at is not None:
             raise Pruned(self.pruned_at, value, "stopped before")
-        if self._next is None or step < self._next:
-            return  # no rung reached: the common case
+        if step < self._due:
+            return  # no rung reached and budget left: the common case
+        if self._next is not None and step >= self._next:
+            self._judge(previous, step, loss, value)
+        self._due = self._first_due()
+        if self.cap is not None and step >= self.cap:
+            self.pruned_at = step
+            raise Pruned(step, value, f"the search's step budget is used up ({self.cap} steps were left to this "
+                                      "worker when the training started)")
+
+    def _judge(self, previous: int | None, step: int, loss: float, value: float) -> None:
+        """The rungs this report reached: share its value at each, and raise ``Pruned`` if the pruner says so."""
+        r = self.reports
         rungs = crossed(r.rungs, previous, step)
         later = [x for x in r.rungs if x > step]
         self._next = later[0] if later else None

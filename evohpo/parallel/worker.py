@@ -194,7 +194,8 @@ class Worker:
         if not judged and self.evolver.promoted == 1:
             log.info("every configuration was tried: training pruned ones again to their end, the most promising first")
         self.journal.write(records.start(ind_id, params, self.island, gen, start, promoted=not judged))
-        reporter = self.reports.begin(ind_id, judged) if self.reports is not None else None
+        cap = self.budget.left() if self.step_budget and self.budget.limit is not None else None  # its last step
+        reporter = self.reports.begin(ind_id, judged, cap) if self.reports is not None else None
         leader = self.evolver.population.best()
         ctx = EvalContext(ind_id, self.rank, self.island, self.island_rank, gen, self.checkpoint, reporter,
                           leader.loss if leader is not None else math.inf)
