@@ -42,7 +42,7 @@ from .vector import Vectorizer
 
 MAX_REMEMBERED = 4096  # raw samples of children waiting for their result (a rejected duplicate never returns)
 FAR = 1.5  # points told whose step is over FAR x a sample's length are left out (``_injected``)
-HELD_PER_WORKER = 3  # island order: results held back (and a silent worker's wait) per worker of the island
+HELD_PER_WORKER = 2  # island order: results held back (and a silent worker's wait) per worker of the island
 # population added per worker of an island in 5-D, and less in more dimensions, in proportion to how fast the
 # covariance learns (its rate c1 ~ 2 / (n + 1.3)^2), as a stale sample misleads a fast learner more. Measured with 4
 # in-process workers (tests/test_order.py's model; 8 seeds, median regrets). 5-D at 1,000 evaluations, ellipsoid /
@@ -50,8 +50,13 @@ HELD_PER_WORKER = 3  # island order: results held back (and a silent worker's wa
 # 0.00025 / 0.28; 16: 0.014 / 0.0004 / 0.18; 24: 0.88 / 0.015 / 0.41. At 500, sphere / Ackley: 12: 1.9e-4 / 0.29;
 # 14: 2.6e-4 / 0.34; 16: 3.7e-4 / 0.79; 2-D Himmelblau: 10: 3.8e-8, 12: 9e-7, 14: 2.8e-6. 20-D at 2,000: bent
 # cigar 2.9 with the default 12, 25 with 16, 206 with 20; sharp ridge 0.84 (12), 2.7 (16); rotated ellipsoid 5,250
-# (12), 3,900 (16). More helps long searches on ill-conditioned problems, less short ones; 1.5 is between.
-EXTRA_PER_WORKER = 1.5
+# (12), 3,900 (16). More helps long searches on ill-conditioned problems, less short ones. Over the 30 continuous
+# problems of bench/quality.py, in evohpo.sim (4 workers, durations uniform +-30%, 20 seeds; better / tie / worse
+# medians than serial IPOP-CMA-ES): 0 per worker 13/1/16, 0.75: 16/1/13, 1.5: 13/1/16 (held 3 per worker), and
+# with 0.75, held 1 / 2 / 3 per worker: 16/1/13 each, mean rank 4.02 / 4.05 / 4.35 among 8 columns. On 4 MPI ranks
+# (bench/quality.py, 2 ms per evaluation, 10 seeds), mean rank among 7 columns: 1.5 and held 3: 2.83 (IPOP-CMA-ES
+# 2.67); 0.75 and held 3: 2.67 (2.73); 0.75 and held 2: 2.60 (2.77).
+EXTRA_PER_WORKER = 0.75
 
 
 class CMAES(Propagator):
