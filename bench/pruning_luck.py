@@ -69,8 +69,8 @@ def main() -> None:
         runs = list(pool.map(search, *zip(*jobs)))
     lines = [f"# The best observed accuracy and the configuration returned, with and without pruning "
              f"({time.strftime('%Y-%m-%d %H:%M')})", "",
-             f"`{' '.join(['python bench/pruning_luck.py', *sys.argv[1:]])}`: run.py's search replayed on the CNN curve "
-             f"table, {args.epochs} epochs, 4 simulated workers, {args.seeds} seeds, {time.time() - t0:.0f} s. "
+             f"`{' '.join(['python bench/pruning_luck.py', *sys.argv[1:]])}`: run.py's search replayed on the CNN "
+             f"curve table, {args.epochs} epochs, 4 simulated workers, {args.seeds} seeds, {time.time() - t0:.0f} s. "
              "Validation error (1 - accuracy; the table's validation set has 540 images, one image = 0.00185); "
              "medians over the seeds.", "",
              "| pruner | epochs (median) | trainings | best observed error | regret of the configuration returned |",
