@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import write_report
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -125,8 +127,7 @@ def main() -> None:
               f"{med(full, 'best'):.4f} without, {med(third, 'best'):.4f} with (medians); the best configuration "
               f"retrained: {retrained(full)} without, {retrained(third)} with."]
     text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).write_text(text)
+    write_report(text, args.out)
     Path(args.out).with_suffix(".json").write_text(json.dumps({"none": full, "asha_third": third, "asha_same": same},
                                                               indent=1))
 

@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from _common import write_report
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
@@ -81,9 +83,7 @@ def main() -> None:
                      f"{statistics.median(r['trainings'] for r in rs):.0f} | "
                      f"{statistics.median(r['observed'] for r in rs):.5f} | "
                      f"{statistics.median(r['regret'] for r in rs):.5f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).write_text(text)
+    write_report("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":
