@@ -229,12 +229,14 @@ class Reports:
 
     def __init__(self, prune_at: int) -> None:
         self.prune_at, self.last_step, self.last_loss, self.pruned_at = prune_at, None, None, None
+        self.pruned_why = None
 
     def report(self, step, value, metrics):
         self.last_step, self.last_loss = step, value
         if step == self.prune_at:
-            self.pruned_at = step
-            raise Pruned(step, value, "test")
+            pruned = Pruned(step, value, "test")
+            self.pruned_at, self.pruned_why = step, str(pruned)
+            raise pruned
 
 
 def test_the_root_evaluates_with_the_workers_communicator_and_breaks_on_a_failure():
@@ -266,6 +268,7 @@ def test_the_root_evaluates_with_the_workers_communicator_and_breaks_on_a_failur
 
         out = group.evaluate(pruned, {"x": 0.5}, replace(CTX, reporter=Reports(prune_at=2)), signals)
         assert out.status == PRUNED and out.loss == 2.5 and broken == [2]  # pruning breaks nothing
+        assert out.error == "pruned at step 2 (value 2.5): test"
     finally:
         group.close()
     assert closed == [True]

@@ -73,6 +73,10 @@ def test_asha_prunes_most_trainings_and_keeps_their_curves(tmp_path: Path) -> No
     assert status[PRUNED] >= 30 and status[OK] >= 3 and status[FAILED] == 0 and r.n_pruned == status[PRUNED]
     assert all(i.step == R for i in inds if i.status == OK)
     assert all(i.step in (1, 3, 9) for i in inds if i.status == PRUNED)  # judged at the rungs only
+    # each pruned result says why: where and by which rule (an ok one has no error text)
+    assert all(i.error.startswith(f"pruned at step {i.step} ") and f"not among the best at step {i.step}" in i.error
+               for i in inds if i.status == PRUNED)
+    assert all(i.error is None for i in inds if i.status == OK)
     for i in inds:  # a pruned training's loss is its last reported value
         assert i.loss == pytest.approx(curve(i.params["x"], i.step))
     # the first few at a rung are never judged: the first min_reports - 1 trainings all ran to the end
@@ -122,6 +126,7 @@ def test_a_loss_that_catches_pruned_and_returns_is_still_pruned() -> None:
 
     r = evohpo.optimize(stubborn, SPACE, max_evaluations=40, max_steps=R, progress_interval=1e9)
     assert r.n_pruned > 10 and all(i.loss != 0.0 for i in r.archive if i.status == PRUNED)
+    assert all("not among the best" in i.error for i in r.archive if i.status == PRUNED)  # the search's reason
     assert r.best_value != 0.0
 
 
@@ -145,6 +150,8 @@ def test_step_budget_counts_steps_and_the_last_training_stops_where_it_ends() ->
     unpruned = evohpo.optimize(training, SPACE, max_steps=R, step_budget=100, pruner="none", progress_interval=1e9)
     assert [i.step for i in archive(unpruned)] == [R, R, R, 100 - 3 * R] and unpruned.n_steps == 100
     assert archive(unpruned)[-1].status == PRUNED  # stopped where the budget ended, without a pruner
+    assert "the search's step budget is used up (19 steps were left" in archive(unpruned)[-1].error
+    assert [i.error for i in archive(unpruned)[:-1]] == [None] * 3
     with pytest.raises(ValueError, match="step_budget=100 needs max_steps"):
         evohpo.optimize(training, SPACE, step_budget=100)
     with pytest.raises(ValueError, match="step_budget=100 is the search's budget in steps: give it instead"):

@@ -177,6 +177,25 @@ def test_summary_counts_pruned_and_steps(search: Path, capsys) -> None:
     assert "top 3 of 3 ok" in out
 
 
+def test_summary_says_why_trainings_were_pruned(tmp_path: Path, capsys) -> None:
+    s = Search(tmp_path, Goal())
+    whys = ["pruned at step 1 (value 2): not among the best at step 1 (7 trainings of the island reached it)",
+            "pruned at step 3 (value 1.5): not among the best at step 3 (6 trainings of the island reached it)",
+            "pruned at step 2 (value 1): the search's step budget is used up (2 steps were left to this worker when "
+            "the training started)", None]  # None: a journal from before the reason was kept
+    for k, why in enumerate(whys):
+        s.start(f"0-{k}", k)
+        s.report(f"0-{k}", 1, 2.0)
+        s.end(f"0-{k}", "pruned", 2.0, step=1, error=why)
+    s.start("0-9", 9)
+    s.end("0-9", "ok", 0.5)
+    s.close(evals=5)
+    assert cli.main(["summary", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "pruned: 2 by the pruner, 1 where the step budget ran out, 1 without a recorded reason" in out
+    assert evohpo.load(tmp_path).to_dataframe()["error"].tolist()[:3] == whys[:3]
+
+
 def test_summary_of_a_search_without_reports_has_no_step_line(tmp_path: Path) -> None:
     s = Search(tmp_path, Goal())
     for k in range(3):

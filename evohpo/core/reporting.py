@@ -15,9 +15,12 @@ from typing import Any, Protocol
 from .context import current
 from .goal import as_loss
 
+BUDGET_USED = "the search's step budget is used up"  # how the reason of a training stopped by the budget begins
+
 
 class Pruned(Exception):  # noqa: N818 (what users catch and read: "except evohpo.Pruned")
-    """Raised by ``report`` when the search stops the training; let it propagate (or re-raise it)."""
+    """Raised by ``report`` when the search stops the training; let it propagate (or re-raise it). Its text, the
+    step, value and ``reason``, is kept as the pruned result's ``error`` (why it did not run to its end)."""
 
     def __init__(self, step: int, value: float, reason: str = "") -> None:
         self.step, self.value, self.reason = step, value, reason

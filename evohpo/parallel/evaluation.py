@@ -48,10 +48,10 @@ def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals:
                    "number (float, int or a 0-d array)")
             return Outcome(math.nan, msg, exception=TypeError(msg[len("TypeError: "):]))
         return Outcome(loss) if math.isfinite(loss) else Outcome(loss, f"loss_fn returned {loss!r}")
-    except Pruned:
+    except Pruned as e:
         if reporter is None or reporter.last_loss is None:  # raised by the loss function itself, before any report
-            return Outcome(math.nan, status=PRUNED)
-        return _pruned(reporter)
+            return Outcome(math.nan, str(e), status=PRUNED)
+        return _pruned(reporter, str(e))
     except EvaluationInterrupted:
         return Outcome(math.nan, "interrupted: the grace period after a stop signal ran out", INTERRUPTED, left=True)
     except SystemExit as e:  # not an Exception: left alone, it would end this rank mid-search and hang its peers
@@ -64,6 +64,7 @@ def evaluate(loss_fn: LossFn, params: dict[str, Any], ctx: EvalContext, signals:
         signals.evaluating = False
 
 
-def _pruned(reporter: Any) -> Outcome:
-    """A training the pruner stopped: its last reported loss."""
-    return Outcome(reporter.last_loss, status=PRUNED)
+def _pruned(reporter: Any, why: str | None = None) -> Outcome:
+    """A training the pruner stopped: its last reported loss, and why (the reporter's reason first: a loss function
+    may raise a Pruned of its own after catching the search's)."""
+    return Outcome(reporter.last_loss, reporter.pruned_why or why, status=PRUNED)

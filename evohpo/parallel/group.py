@@ -387,7 +387,7 @@ class _RootReporter:
             raise
         self.group.decide(step, GO)
 
-    def __getattr__(self, name: str) -> Any:  # last_step, last_loss, pruned_at
+    def __getattr__(self, name: str) -> Any:  # last_step, last_loss, pruned_at, pruned_why
         return getattr(self.inner, name)
 
 
@@ -399,6 +399,7 @@ class _FollowerReporter:
         self.last_step: int | None = None
         self.last_loss: float | None = None
         self.pruned_at: int | None = None
+        self.pruned_why: str | None = None
 
     def report(self, step: Any, value: Any, metrics: Mapping[str, Any]) -> None:
         what = self.group.decision(step)
@@ -407,8 +408,9 @@ class _FollowerReporter:
         if what == GO:
             return
         if what == STOP_HERE:
-            self.pruned_at = step
-            raise Pruned(step, self.last_loss, "decided by the worker's root")
+            pruned = Pruned(step, self.last_loss, "decided by the worker's root")
+            self.pruned_at, self.pruned_why = step, str(pruned)
+            raise pruned
         raise RuntimeError(f"evohpo.report(step={step}) failed on the worker's root: {what.removeprefix('error: ')}")
 
 

@@ -21,7 +21,7 @@ from ..core import clock
 from ..core.goal import Goal
 from ..core.individual import OK, Individual
 from ..core.pruners import Pruner, RungBoard, crossed, rung_values
-from ..core.reporting import Pruned, check_point
+from ..core.reporting import BUDGET_USED, Pruned, check_point
 from ..journal import records
 from .transport import Tag, Transport
 
@@ -88,6 +88,7 @@ class TrialReporter:
         self.last_step: int | None = None
         self.last_loss: float | None = None
         self.pruned_at: int | None = None
+        self.pruned_why: str | None = None  # the text of the Pruned raised at pruned_at
         self._next = reports.rungs[0] if reports.rungs and judged else None  # the next rung this training reaches
         self.cap = cap if cap is not None and (reports.max_steps is None or cap < reports.max_steps) else None
         self._due = self._first_due()  # the first step at which a report has more to do than record the point
@@ -111,9 +112,8 @@ class TrialReporter:
             self._judge(previous, step, loss, value)
         self._due = self._first_due()
         if self.cap is not None and step >= self.cap:
-            self.pruned_at = step
-            raise Pruned(step, value, f"the search's step budget is used up ({self.cap} steps were left to this "
-                                      "worker when the training started)")
+            self._stop(Pruned(step, value, f"{BUDGET_USED} ({self.cap} steps were left to this worker when the "
+                                           "training started)"))
 
     def _judge(self, previous: int | None, step: int, loss: float, value: float) -> None:
         """The rungs this report reached: share its value at each, and raise ``Pruned`` if the pruner says so."""
@@ -126,9 +126,14 @@ class TrialReporter:
             keep = r.pruner.keep(loss, r.board.values(rung))
             r.share(self.id, rung, loss)
             if not keep:
-                self.pruned_at = step
                 n = len(r.board.values(rung))
-                raise Pruned(step, value, f"not among the best at step {rung} ({n} trainings of the island reached it)")
+                self._stop(Pruned(step, value, f"not among the best at step {rung} ({n} trainings of the island "
+                                               "reached it)"))
+
+    def _stop(self, pruned: Pruned) -> None:
+        """Stop the training here: remember where and why, and raise ``pruned``."""
+        self.pruned_at, self.pruned_why = pruned.step, str(pruned)
+        raise pruned
 
 
 def steps_used(ind: Individual, max_steps: int | None) -> int:

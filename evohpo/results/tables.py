@@ -7,7 +7,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..core.goal import Goal
-from ..core.individual import FAILED, Individual
+from ..core.individual import FAILED, PRUNED, Individual
+from ..core.reporting import BUDGET_USED
 from .learning import step_counts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +81,7 @@ def summary(results: Results, top: int = 10) -> str:
     lines.append(f"  evaluations: {c['evaluations']} finished ({c['ok']} ok, {c['failed']} failed, "
                  f"{c['pruned']} pruned), {c['in_flight']} in flight, {c['interrupted']} interrupted")
     lines += _steps(results)
+    lines += _pruned_why(results)
     if results.torn:
         lines.append(f"  note: skipped the torn last line of {results.torn} journal(s) (still being written, "
                      "or cut short by a crash)")
@@ -106,6 +108,19 @@ def summary(results: Results, top: int = 10) -> str:
         lines += _table(list(by_island.values()), results.param_names(), first="island",
                         numbers=list(by_island), island=False, goal=results.goal)
     return "\n".join(lines)
+
+
+def _pruned_why(results: Results) -> list[str]:
+    """Why the pruned trainings stopped: by the pruner's rule, or where the search's step budget ran out (none for
+    a search without pruned trainings; journals written before the reason was kept count as not recorded)."""
+    whys = [i.error for i in results.individuals if i.status == PRUNED]
+    if not whys:
+        return []
+    budget = sum(BUDGET_USED in w for w in whys if w)
+    unknown = sum(not w for w in whys)
+    parts = [f"{len(whys) - budget - unknown} by the pruner", f"{budget} where the step budget ran out"]
+    parts += [f"{unknown} without a recorded reason"] if unknown else []
+    return [f"  pruned: {', '.join(parts)}"]
 
 
 def _steps(results: Results) -> list[str]:
