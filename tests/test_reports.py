@@ -150,7 +150,7 @@ def test_step_budget_counts_steps_and_the_last_training_stops_where_it_ends() ->
     unpruned = evohpo.optimize(training, SPACE, max_steps=R, step_budget=100, pruner="none", progress_interval=1e9)
     assert [i.step for i in archive(unpruned)] == [R, R, R, 100 - 3 * R] and unpruned.n_steps == 100
     assert archive(unpruned)[-1].status == PRUNED  # stopped where the budget ended, without a pruner
-    assert "the search's step budget is used up (19 steps were left" in archive(unpruned)[-1].error
+    assert "the search's step budget is used up (its worker had 19 of it left" in archive(unpruned)[-1].error
     assert [i.error for i in archive(unpruned)[:-1]] == [None] * 3
     with pytest.raises(ValueError, match="step_budget=100 needs max_steps"):
         evohpo.optimize(training, SPACE, step_budget=100)

@@ -181,8 +181,8 @@ def test_summary_says_why_trainings_were_pruned(tmp_path: Path, capsys) -> None:
     s = Search(tmp_path, Goal())
     whys = ["pruned at step 1 (value 2): not among the best at step 1 (7 trainings of the island reached it)",
             "pruned at step 3 (value 1.5): not among the best at step 3 (6 trainings of the island reached it)",
-            "pruned at step 2 (value 1): the search's step budget is used up (2 steps were left to this worker when "
-            "the training started)", None]  # None: a journal from before the reason was kept
+            "pruned at step 2 (value 1): the search's step budget is used up (its worker had 2 of it left when the "
+            "training started)", None]  # None: a journal from before the reason was kept
     for k, why in enumerate(whys):
         s.start(f"0-{k}", k)
         s.report(f"0-{k}", 1, 2.0)

@@ -112,7 +112,7 @@ class TrialReporter:
             self._judge(previous, step, loss, value)
         self._due = self._first_due()
         if self.cap is not None and step >= self.cap:
-            self._stop(Pruned(step, value, f"{BUDGET_USED} ({self.cap} steps were left to this worker when the "
+            self._stop(Pruned(step, value, f"{BUDGET_USED} (its worker had {self.cap} of it left when the "
                                            "training started)"))
 
     def _judge(self, previous: int | None, step: int, loss: float, value: float) -> None:
