@@ -87,22 +87,24 @@ def main() -> None:
     p.add_argument("--out", default=str(HERE / "results" / "pruning-cnn.md"))
     p.add_argument("--reuse", default=None, help="a JSON this script wrote: take its unpruned searches (the same "
                                                  "seeds, epochs and generations) instead of running them again")
+    p.add_argument("--resume", action="store_true", help="keep every search already in the JSON beside --out (the "
+                   "same epochs and generations) and run the seeds it lacks; ASHA keeps the step budgets it had")
     args = p.parse_args()
     if args.quick:
         args.epochs, args.generations = 3, 2
-    rows: list[dict] = []
-    full = json.loads(Path(args.reuse).read_text())["none"][:args.seeds] if args.reuse else []
+    old = json.loads(Path(args.out).with_suffix(".json").read_text()) if args.resume else {}
+    full = old.get("none", json.loads(Path(args.reuse).read_text())["none"] if args.reuse else [])[:args.seeds]
     for seed in range(len(full), args.seeds):
         full.append(search(args.ranks, seed, args.epochs, generations=args.generations))
         print(json.dumps(full[-1]), flush=True)
-    used = int(statistics.median(r["epochs"] for r in full))
-    third, same = [], []
-    for seed in range(args.seeds):
+    used = old.get("budget", int(statistics.median(r["epochs"] for r in full)))
+    third, same = old.get("asha_third", [])[:args.seeds], old.get("asha_same", [])[:args.seeds]
+    for seed in range(len(third), args.seeds):
         third.append(search(args.ranks, seed, args.epochs, step_budget=used // 3, pruner="asha"))
         print(json.dumps(third[-1]), flush=True)
-        if not args.no_same_budget:
-            same.append(search(args.ranks, seed, args.epochs, step_budget=used, pruner="asha"))
-            print(json.dumps(same[-1]), flush=True)
+    for seed in range(len(same), 0 if args.no_same_budget else args.seeds):
+        same.append(search(args.ranks, seed, args.epochs, step_budget=used, pruner="asha"))
+        print(json.dumps(same[-1]), flush=True)
     rows = [("none", f"{args.generations} trainings per rank", full), ("asha", f"step budget {used // 3}", third)]
     rows += [("asha", f"step budget {used}", same)] if same else []
     for _, _, runs in rows:
@@ -132,8 +134,8 @@ def main() -> None:
               f"retrained: {retrained(full)} without, {retrained(third)} with."]
     text = "\n".join(lines) + "\n"
     write_report(text, args.out)
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"none": full, "asha_third": third, "asha_same": same},
-                                                              indent=1))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"budget": used, "none": full, "asha_third": third,
+                                                               "asha_same": same}, indent=1))
 
 
 if __name__ == "__main__":
