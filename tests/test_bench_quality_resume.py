@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from qualitybench.driver import Driver  # noqa: E402  (bench/quality.py's package)
 
 
 def _table(best_mean: float) -> dict:
@@ -53,3 +57,28 @@ def test_resume_runs_a_parallel_method_again_at_another_evaluation_cost(tmp_path
     assert "; 2 results of other evohpo sources or another --eval-seconds" in log
     assert all(r["eval_seconds"] == 0.002 for r in again)
     assert "every evaluation sleeping 2 ms" in (tmp_path / "q.md").read_text()
+
+
+def test_saves_from_many_threads_at_once_all_land_whole(tmp_path: Path) -> None:
+    """Jobs that end at once each save the results file; none may fail or leave an older snapshot last."""
+    out = tmp_path / "q.json"
+    drv = Driver(argparse.Namespace(json=str(out)))
+    errors: list[BaseException] = []
+
+    def job(k: int) -> None:
+        try:
+            for j in range(20):
+                with drv.lock:
+                    drv.results[(f"p{k}", "m", j)] = {"problem": f"p{k}", "budget": 1, "method": "m", "seed": j}
+                drv.save()
+        except BaseException as e:  # noqa: BLE001 (the test reports what any thread raised)
+            errors.append(e)
+
+    threads = [threading.Thread(target=job, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(json.loads(out.read_text())["runs"]) == 8 * 20  # the last save holds every result
+    assert [p.name for p in tmp_path.iterdir()] == ["q.json"]  # no temporary file left behind

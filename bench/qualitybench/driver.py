@@ -67,14 +67,17 @@ class Driver:
             self.results[(job.task.id, job.method, seed)] = rec
 
     def save(self) -> None:
+        """Write every result so far to --json, whole and atomically. The lock spans the write, so that two jobs
+        ending at once cannot put an older snapshot over a newer one; the temporary file is this process's own, so
+        that another driver saving to the same file cannot take it away."""
         with self.lock:
             rows = sorted(self.results.values(), key=lambda r: (r["problem"], r["budget"], r["method"], r["seed"]))
             data = {"meta": self.meta, "job_seconds": dict(self.job_times), "runs": rows}
-        out = Path(self.args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, out)
+            out = Path(self.args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1) + "\n")
+            os.replace(tmp, out)
 
     def say(self, text: str) -> None:
         with self.lock:
