@@ -6,8 +6,8 @@
 Without pruning every training runs up to ``--epochs`` (Lightning's early stopping may end one sooner) and the
 search has ``--generations`` trainings per rank. With ASHA the search gets a step budget of a third of the epochs
 the unpruned searches used (their median), and, as a second row, the same budget as them (``--no-same-budget``
-leaves that row out). The score is the best
-validation accuracy the search found (a training that ran to its end); the epochs are the steps reported.
+leaves that row out). The score is the best validation accuracy the search found (a training that ran to its end);
+the epochs are the steps reported.
 
 The best observed accuracy favours the search with more complete trainings: each is one noisy draw (initialisation
 and batch order), and the maximum of more draws is higher even where the configurations are no better. So each
@@ -92,7 +92,11 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.epochs, args.generations = 3, 2
-    old = json.loads(Path(args.out).with_suffix(".json").read_text()) if args.resume else {}
+    saved = Path(args.out).with_suffix(".json")
+    old = json.loads(saved.read_text()) if args.resume and saved.exists() else {}
+    if old.get("asha_third") and "budget" not in old:
+        raise SystemExit(f"--resume: {saved} has ASHA searches but not the budget they had (written before it was "
+                         "kept); run without --resume")
     full = old.get("none", json.loads(Path(args.reuse).read_text())["none"] if args.reuse else [])[:args.seeds]
     for seed in range(len(full), args.seeds):
         full.append(search(args.ranks, seed, args.epochs, generations=args.generations))
