@@ -193,3 +193,22 @@ def test_resume_pruned_continues_the_furthest_first_within_what_is_left(table):
     assert [c.params["kind"] for c in comps] == ["c", "b"]
     assert [c.used for c in comps] == [102, 104]
     assert resume_pruned(table, 0, 0, pruned, 7) == []
+
+
+def test_pruning_luck_replays_every_setting_and_asha_trains_a_third(tmp_path):
+    """bench/pruning_luck.py: one row per (epochs, trainings, pruner); ASHA trains exactly a third of the epochs the
+    unpruned search trains, which trains every training to its end."""
+    import subprocess
+
+    out = tmp_path / "luck.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "pruning_luck.py"), "--seeds", "2", "--epochs", "3,9",
+                           "--per-worker", "3", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[1:]]  # (the header row first)
+    assert [(r[0], r[1], r[2]) for r in rows] == [("3", "3", "none"), ("3", "3", "asha"), ("9", "3", "none"),
+                                                  ("9", "3", "asha")]
+    for epochs in (3, 9):
+        none, asha = (float(r[3]) for r in rows if r[0] == str(epochs))
+        assert none == 4 * 3 * epochs and asha == none // 3
