@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .cma import CMAES
-from .guided import guided_propagator
+from .guided import Screened, guided_propagator
 from .neldermead import NelderMead
 from .propagators import (
     AdaptiveGA,
@@ -20,7 +20,7 @@ from .propagators import (
     random_search,
 )
 from .pso import ParticleSwarm
-from .space import Float, Space
+from .space import Choice, Float, Space
 
 Factory = Callable[[Space, int, int, int], Propagator]  # (space, pop_size, worker, workers) -> propagator
 
@@ -64,15 +64,24 @@ def _ga_cmaes(space: Space, pop_size: int, worker: int, workers: int) -> Propaga
 
 
 def _auto(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
-    """A rule on the space: ``cmaes`` when every parameter is a continuous float, else ``ga+cmaes``."""
+    """A rule on the space: ``cmaes`` when every parameter is a float; ``ga+cmaes`` screened (``Screened``: each
+    child the likeliest among the good of 16 the portfolio makes) when every parameter is a choice; else
+    ``ga+cmaes``. The screen's estimator takes parameters one by one, so it misleads CMA-ES where numbers
+    interact (rotated problems, lr x optimizer): bench/results/quality-notes.md."""
     if continuous(space):
         return _cmaes(space, pop_size, worker, workers)
-    return _ga_cmaes(space, pop_size, worker, workers)
+    portfolio = _ga_cmaes(space, pop_size, worker, workers)
+    return Screened(space, portfolio, pop_size) if all_choices(space) else portfolio
 
 
 def continuous(space: Space) -> bool:
     """Whether every parameter of ``space`` is a float (there is at least one)."""
     return len(space) > 0 and all(isinstance(p, Float) for p in space.values())
+
+
+def all_choices(space: Space) -> bool:
+    """Whether every parameter of ``space`` is a ``Choice`` (there is at least one)."""
+    return len(space) > 0 and all(isinstance(p, Choice) for p in space.values())
 
 
 def _pso(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
@@ -94,7 +103,7 @@ def _grid(space: Space, pop_size: int, worker: int, workers: int) -> Propagator:
 STRATEGIES: dict[str, Factory] = {"ga": _ga, "plain-ga": _plain_ga, "adaptive": _adaptive, "guided": _guided,
                                   "cmaes": _cmaes, "ga+cmaes": _ga_cmaes, "pso": _pso, "nelder-mead": _nelder_mead,
                                   "auto": _auto, "random": _random, "grid": _grid}
-DEFAULT = "auto"  # bench/results/quality-continuous.md: CMA-ES on continuous spaces, the portfolio on the others
+DEFAULT = "auto"  # bench/results/quality-continuous.md and quality-tables.md: the numbers behind the rule
 
 
 def grid_points(strategy: Any) -> int | None:
