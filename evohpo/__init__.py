@@ -23,7 +23,7 @@ _EXPORTS = {  # public name -> the module that defines it
     "Evolver": ".core.evolver", "SpaceExhausted": ".core.evolver",
     "Propagator": ".core.propagators", "default_propagator": ".core.propagators",
     "grid_search": ".core.propagators", "random_search": ".core.propagators",
-    "ModelGuided": ".core.guided", "guided_propagator": ".core.guided",
+    "ModelGuided": ".core.guided", "Screened": ".core.guided", "guided_propagator": ".core.guided",
     "STRATEGIES": ".core.strategies",
     "EvalContext": ".core.context", "current": ".core.context",
     "report": ".core.reporting", "Pruned": ".core.reporting",
@@ -34,14 +34,14 @@ _EXPORTS = {  # public name -> the module that defines it
 }
 __all__ = ["ASHA", "STRATEGIES", "Callback", "Choice", "EvalContext", "Evolver", "Float", "Individual", "Int",
            "MedianStopping", "ModelGuided", "Propagator", "Pruned", "Pruner", "Results", "SearchInfo", "SearchResult",
-           "Space", "SpaceExhausted", "current", "default_propagator", "grid_search", "guided_propagator", "load",
-           "optimize", "random_search", "report"]
+           "Screened", "Space", "SpaceExhausted", "current", "default_propagator", "grid_search", "guided_propagator",
+           "load", "optimize", "random_search", "report"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import optimize
     from .core.context import EvalContext, current
     from .core.evolver import Evolver, SpaceExhausted
-    from .core.guided import ModelGuided, guided_propagator
+    from .core.guided import ModelGuided, Screened, guided_propagator
     from .core.individual import Individual
     from .core.propagators import Propagator, default_propagator, grid_search, random_search
     from .core.pruners import ASHA, MedianStopping, Pruner

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import spaces
 
-from evohpo.core.guided import ModelGuided
+from evohpo.core.guided import ModelGuided, Screened
 from evohpo.core.propagators import (
     AdaptiveGA,
     Compose,
@@ -75,6 +75,7 @@ def all_propagators(space: Space, rng: np.random.Generator) -> dict[str, object]
         "adaptive_ga": AdaptiveGA(space, pop_size=2, scale=float(rng.uniform(0.1, 3.0))),
         "portfolio": Portfolio([default_propagator(space, pop_size=2), AdaptiveGA(space, pop_size=2)]),
         "guided": ModelGuided(space, pop_size=2, n_startup=2),
+        "screened": Screened(space, default_propagator(space, pop_size=2), pop_size=2, n_candidates=4, n_startup=2),
     }
 
 
