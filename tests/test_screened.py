@@ -130,10 +130,18 @@ def test_hooks_and_state_are_the_strategys() -> None:
     assert screen.pool_size == 64
 
 
-@pytest.mark.parametrize(("kw", "field"), [({"gamma": 1.0}, "gamma=1.0"), ({"n_candidates": 0}, "n_candidates=0")])
+@pytest.mark.parametrize(("kw", "field"), [({"gamma": 1.0}, "gamma=1.0"), ({"n_candidates": 0}, "n_candidates=0"),
+                                           ({"pop_size": 0}, "pop_size=0"), ({"n_startup": 2.5}, "n_startup=2.5"),
+                                           ({"pool_size": -1}, "pool_size=-1")])
 def test_bad_settings_are_named(kw: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        Screened(SPACE, Listed([{"a": "x", "b": 1}]), pop_size=4, **kw)
+        Screened(SPACE, Listed([{"a": "x", "b": 1}]), **({"pop_size": 4} | kw))
+
+
+def test_a_plain_function_can_be_screened() -> None:
+    screen = Screened(SPACE, lambda parents, rng: [{"a": "y", "b": 4}], pop_size=4, n_candidates=2)
+    pool = pool_of([("x", 1)] * 12)
+    assert screen(pool, np.random.default_rng(0)) == [{"a": "y", "b": 4}]
 
 
 def test_a_resumed_search_on_choices_continues_the_portfolio_and_its_distribution(tmp_path) -> None:
