@@ -81,9 +81,8 @@ def optimize(loss_fn: LossFn, space: Mapping[str, Any], *, comm: Any = None, isl
             fast workers take over from slow ones; ``time_limit``: seconds after which no evaluation starts.
         pop_size: breeding pool per island (default max(8, 2 x island workers)); ``migration_prob``: chance
             per island per evaluation that emigrants leave; ``pollinate`` sends copies.
-        propagator: a name of ``core.strategies.STRATEGIES`` ("auto" by default: CMA-ES when every parameter is a
-            float; the GA and CMA-ES, each child screened by a density ratio, when every one is a choice; else
-            the GA and CMA-ES), a ``Propagator`` or a function.
+        propagator: a name of ``core.strategies.STRATEGIES`` ("auto" by default: CMA-ES on floats, the GA and
+            CMA-ES screened by TPE's density ratio on choices, else the two unscreened), a ``Propagator`` or a function.
             A grid search ("grid", "grid:N" for N values per numeric parameter, or a ``GridSearch``) is split
             among the workers and ends the search when every point is evaluated: it needs no budget.
         checkpoint: the per-rank journals' directory, resumed unless ``resume=False`` (old files to a backup).
