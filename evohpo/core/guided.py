@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .individual import Individual
-from .propagators import BreedFn, Params, Propagator, RandomInit, as_propagator, default_propagator
+from .propagators import BreedFn, Combinator, Params, Propagator, RandomInit, as_propagator, default_propagator
 from .space import Encoding, Space
 
 
@@ -127,7 +126,7 @@ class ModelGuided(Propagator):
         return [best_candidate(enc, good, bad, pool, cands)]
 
 
-class Screened(Propagator):
+class Screened(Combinator):
     """Another strategy's children, screened: ``n_candidates`` of them, the likeliest among the good returned.
 
     The strategy breeds from the best ``pop_size`` as it would alone, and learns from every result
@@ -170,16 +169,10 @@ class Screened(Propagator):
         good, bad = split_fit(self.enc, pool, self.gamma)
         return [best_candidate(self.enc, good, bad, pool, cands)]
 
-    def feedback(self, params: Params, success: bool) -> None:
-        self.strategy.feedback(params, success)
+    def parts(self) -> dict[str, Propagator]:
+        return {"strategy": self.strategy}
 
-    def join(self, island: int, ranks: Sequence[int]) -> None:
-        self.strategy.join(island, ranks)
-
-    def observe(self, individual: Individual) -> None:
-        self.strategy.observe(individual)
-
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:  # the strategy's own, unnested: the shape a journal of it has
         return self.strategy.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
